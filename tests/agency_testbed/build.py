@@ -146,7 +146,7 @@ def _replaces(gomod: str, tool: Tool) -> list[str]:
     # Kubernetes also *requires* staging modules at v0.0.0; pin each one.
     if tool.key == "kubernetes":
         staging = "v0." + ".".join(tool.version.lstrip("v").split(".")[1:])
-        for mod in sorted(set(re.findall(r"^\s*(k8s\.io/[\w./-]+) v0\.0\.0\b", gomod, re.M))):
+        for mod in sorted(set(re.findall(r"^\s*(k8s\.io/[\w./-]+) v0\.0\.0\s*$", gomod, re.M))):
             line = f"{mod} => {mod} {staging}"
             if line not in out:
                 out.append(line)
