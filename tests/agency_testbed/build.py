@@ -101,8 +101,12 @@ def bin_dir() -> Path:
     return cache_root() / key / "bin"
 
 
-def missing() -> list[str]:
-    return [b for b in BINARIES if not os.access(bin_dir() / b, os.X_OK)]
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+
+
+def missing(names: tuple[str, ...] = BINARIES) -> list[str]:
+    """Which of `names` (default: every binary) the cache lacks."""
+    return [b for b in names if not os.access(bin_dir() / b, os.X_OK)]
 
 
 def _say(msg: str) -> None:

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import httpx
+
 from agency_testbed import build
 from agency_testbed.certs import Pki, make_pki
 from agency_testbed.procs import alive, free_port, log_tail, start, stop, wait_until
@@ -49,6 +51,8 @@ class KubectlError(subprocess.CalledProcessError):
 class Testbed:
     """A running control plane: where its files are, how to reach it, which pids to stop."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     folder: Path
     server: str
     kubeconfig: Path
@@ -60,9 +64,9 @@ class Testbed:
     def start(cls, folder: Path, *, timeout: float = 120.0) -> Testbed:
         """Start etcd, kube-apiserver and kube-controller-manager in `folder`; wait until ready."""
         bins = build.bin_dir()
-        if build.missing():
+        if lacking := build.missing(build.CONTROL_PLANE):
             raise RuntimeError(
-                f"testbed binaries missing ({', '.join(build.missing())}); "
+                f"testbed binaries missing ({', '.join(lacking)}); "
                 "run `make testbed-build` (python3 tests/agency_testbed/build.py) first"
             )
         folder.mkdir(parents=True, exist_ok=True)
@@ -153,12 +157,28 @@ class Testbed:
     ) -> subprocess.CompletedProcess[str]:
         """Run the testbed's kubectl as the admin user, exactly as a person would."""
         cmd = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
-        proc = subprocess.run(
-            cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
         return proc
+
+    def ssl_context(self, *, admin: bool = False) -> ssl.SSLContext:
+        """Trusts the testbed's CA; with `admin`, also presents the admin client certificate."""
+        pki = self.folder / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        if admin:
+            ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        return ctx
+
+    def http(self, *, token: str | None = None, timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client for the API server: as the bearer of `token`, or as admin without one."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(
+            base_url=self.server,
+            verify=self.ssl_context(admin=token is None),
+            headers=headers,
+            timeout=timeout,
+        )
 
     # ----- internals -------------------------------------------------------------------------
     def _save(self) -> None:

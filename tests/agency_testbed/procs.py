@@ -11,6 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+# Popen objects of the processes we started, kept so they are reaped (not garbage-collected while
+# running, which Python reports as a ResourceWarning). Processes started by an earlier CLI call are
+# not in here and are handled by pid alone.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -32,10 +37,14 @@ def start(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> 
             env=env,
             start_new_session=True,
         )
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 
 def alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         # Reap it if it is our child and has exited, so a zombie does not look alive.
         with contextlib.suppress(ChildProcessError):
@@ -60,6 +69,7 @@ def stop(pid: int, grace: float = 10.0) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if not alive(pid):
+                _CHILDREN.pop(pid, None)
                 return
             time.sleep(0.05)
 

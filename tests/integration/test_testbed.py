@@ -35,15 +35,6 @@ spec:
 """
 
 
-def _as_token(testbed: Testbed, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=testbed.server,
-        verify=str(testbed.folder / "pki" / "ca.crt"),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-
-
 def _wait(check: object, timeout: float, what: str) -> None:
     assert callable(check)
     deadline = time.monotonic() + timeout
@@ -89,7 +80,7 @@ def test_service_account_is_denied_secrets_until_a_rolebinding_allows_them(
     token = kubectl("create", "token", "reader", "-n", namespace, "--duration=10m").stdout.strip()
     url = f"/api/v1/namespaces/{namespace}/secrets"
 
-    with _as_token(testbed, token) as api:
+    with testbed.http(token=token) as api:
         before = api.get(url)
         kubectl("create", "role", "secret-reader", "--verb=list", "--resource=secrets", "-n", namespace)
         kubectl(
@@ -128,13 +119,7 @@ def test_token_with_an_audience_passes_token_review_only_for_that_audience(
     token = kubectl(
         "create", "token", "runner", "-n", namespace, "--audience=agency.dev/signals", "--duration=10m"
     ).stdout.strip()
-    pki = testbed.folder / "pki"
-    with httpx.Client(
-        base_url=testbed.server,
-        verify=str(pki / "ca.crt"),
-        cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
-        timeout=10,
-    ) as admin:
+    with testbed.http() as admin:
         right = _token_review(admin, token, "agency.dev/signals")
         wrong = _token_review(admin, token, "someone-else")
 
