@@ -18,6 +18,7 @@ from agency_runtime.api.common import (
     Usage,
 )
 from agency_runtime.api.meta import (
+    DNS_LABEL_PATTERN,
     ApiModel,
     CrdFacts,
     DnsLabel,
@@ -25,7 +26,6 @@ from agency_runtime.api.meta import (
     PrinterColumn,
     Resource,
     k8s,
-    max_name_rule,
     rule,
 )
 
@@ -87,7 +87,7 @@ class ModelSpec(ApiModel):
         json_schema_extra=k8s(
             rule(
                 "!has(self.fallbacks) || self.fallbacks.all(f, f.name != self.name)",
-                "spec.model.fallbacks must not repeat the primary model spec.model.name",
+                "must not repeat the primary model, spec.model.name",
                 field_path=".fallbacks",
             )
         )
@@ -391,6 +391,8 @@ class Agent(Resource):
 
     crd: ClassVar[CrdFacts] = CrdFacts(
         plural="agents",
+        max_name_length=MAX_AGENT_NAME,
+        name_pattern=DNS_LABEL_PATTERN,
         short_names=("ag",),
         columns=(
             PrinterColumn("Model", "string", ".spec.model.name", "The language model"),
@@ -405,17 +407,11 @@ class Agent(Resource):
             PrinterColumn("Age", "date", ".metadata.creationTimestamp", "When the agent was created"),
         ),
         root_rules=(
-            max_name_rule("Agent", MAX_AGENT_NAME, "so that names derived from it stay within 63"),
-            rule(
-                "self.metadata.name.matches('" + r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" + "')",
-                "metadata.name of an Agent must be a DNS label: lowercase letters, digits and '-'",
-                reason="FieldValueInvalid",
-            ),
             rule(
                 "!has(self.spec.tools) || self.spec.tools.all(t, !has(t.agentRef)"
                 " || t.agentRef.name != self.metadata.name)",
-                "spec.tools: an Agent cannot call itself as a tool",
-                reason="FieldValueInvalid",
+                "an Agent cannot call itself as a tool",
+                field_path=".spec.tools",
             ),
         ),
     )

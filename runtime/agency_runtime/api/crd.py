@@ -39,6 +39,14 @@ def _field_schema(kind: type[Resource], field: str) -> JsonObject:
     return schema
 
 
+def _metadata_schema(kind: type[Resource]) -> JsonObject:
+    """Kubernetes lets a CRD restrict metadata.name (and nothing else in metadata)."""
+    name: JsonObject = {"type": "string", "maxLength": kind.crd.max_name_length}
+    if kind.crd.name_pattern:
+        name["pattern"] = kind.crd.name_pattern
+    return {"type": "object", "properties": {"name": name}}
+
+
 def openapi_schema(kind: type[Resource]) -> JsonObject:
     """The openAPIV3Schema of one kind."""
     root: JsonObject = {
@@ -50,7 +58,7 @@ def openapi_schema(kind: type[Resource]) -> JsonObject:
                 "type": "string",
             },
             "kind": {"description": f"The kind of this object: {kind.__name__}.", "type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": _metadata_schema(kind),
             "spec": _field_schema(kind, "spec"),
             "status": _field_schema(kind, "status"),
         },

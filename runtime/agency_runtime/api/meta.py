@@ -154,13 +154,8 @@ class CrdFacts:
     plural: str
     short_names: tuple[str, ...]
     columns: tuple[PrinterColumn, ...]
+    max_name_length: int
+    """Longest metadata.name, so that names derived from it (pods, ServiceAccounts, labels) stay valid."""
+    name_pattern: str | None = None
+    """A pattern for metadata.name stricter than a DNS subdomain, for names reused as label values."""
     root_rules: tuple[JsonObject, ...] = ()
-
-
-def max_name_rule(kind: str, limit: int, why: str) -> JsonObject:
-    """A root-level CEL rule bounding metadata.name (the only metadata field CEL may read)."""
-    return rule(
-        f"size(self.metadata.name) <= {limit}",
-        f"metadata.name of an {kind} may be at most {limit} characters {why}",
-        reason="FieldValueInvalid",
-    )

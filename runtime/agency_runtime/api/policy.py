@@ -15,7 +15,6 @@ from agency_runtime.api.meta import (
     PrinterColumn,
     Resource,
     k8s,
-    max_name_rule,
     rule,
 )
 
@@ -117,7 +116,7 @@ class ToolPolicy(ApiModel):
         json_schema_extra=k8s(
             rule(
                 "!has(self.allowed) || !has(self.denied) || !self.allowed.exists(t, t in self.denied)",
-                "spec.tools: a tool cannot be both allowed and denied; remove it from one of the lists",
+                "a tool cannot be both allowed and denied; remove it from one of the lists",
             )
         )
     )
@@ -273,7 +272,7 @@ class Budgets(ApiModel):
                     f"!has(self.perRun) || !has(self.perAgentDaily) || !has(self.perRun.{field})"
                     f" || !has(self.perAgentDaily.{field})"
                     f" || self.perRun.{field} <= self.perAgentDaily.{field}",
-                    f"spec.budgets.perRun.{field} must not exceed spec.budgets.perAgentDaily.{field}: "
+                    f"must not exceed spec.budgets.perAgentDaily.{field}: "
                     "one run cannot be allowed more than the agent's whole day",
                     field_path=f".perRun.{field}",
                 )
@@ -393,5 +392,5 @@ class AgentPolicy(Resource):
             PrinterColumn("Run-Cost", "number", ".spec.budgets.perRun.maxCostUSD", "USD limit per run", 1),
             PrinterColumn("Age", "date", ".metadata.creationTimestamp", "When the policy was created"),
         ),
-        root_rules=(max_name_rule("AgentPolicy", 63, "because it is used as a label value"),),
+        max_name_length=63,
     )

@@ -19,13 +19,13 @@ from agency_runtime.api.common import (
     Usage,
 )
 from agency_runtime.api.meta import (
+    DNS_LABEL_PATTERN,
     ApiModel,
     CrdFacts,
     JsonObject,
     PrinterColumn,
     Resource,
     k8s,
-    max_name_rule,
     rule,
 )
 
@@ -45,7 +45,7 @@ def _immutable(field: str) -> JsonObject:
     return rule(
         f"has(self.{field}) == has(oldSelf.{field})"
         f" && (!has(self.{field}) || self.{field} == oldSelf.{field})",
-        f"spec.{field} cannot be changed after the AgentRun is created; create a new AgentRun instead",
+        "cannot be changed after the AgentRun is created; create a new AgentRun instead",
         field_path=f".{field}",
     )
 
@@ -145,7 +145,7 @@ class AgentRunSpec(ApiModel):
             rule(
                 "!has(oldSelf.approvals) || (has(self.approvals)"
                 " && oldSelf.approvals.all(o, self.approvals.exists(n, n.proposalId == o.proposalId)))",
-                "spec.approvals can only grow: recorded decisions cannot be removed",
+                "can only grow: recorded decisions cannot be removed",
                 field_path=".approvals",
                 reason="FieldValueForbidden",
             ),
@@ -262,5 +262,6 @@ class AgentRun(Resource):
             PrinterColumn("Trace", "string", ".status.traceId", "OpenTelemetry trace id", 1),
             PrinterColumn("Age", "date", ".metadata.creationTimestamp", "When the run was created"),
         ),
-        root_rules=(max_name_rule("AgentRun", 63, "because it names the run's pod and ServiceAccount"),),
+        max_name_length=63,
+        name_pattern=DNS_LABEL_PATTERN,
     )

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 
 from agency_runtime.api.common import AgentReference, RunReference, StatusBase
 from agency_runtime.api.cron import CRON_PATTERN
-from agency_runtime.api.meta import ApiModel, CrdFacts, PrinterColumn, Resource, k8s, max_name_rule, rule
+from agency_runtime.api.meta import DNS_LABEL_PATTERN, ApiModel, CrdFacts, PrinterColumn, Resource, k8s, rule
 
 MAX_SCHEDULE_NAME = 52
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
@@ -73,7 +73,7 @@ class AgentScheduleSpec(ApiModel):
             ),
             rule(
                 "!has(self.timeZone) || has(self.cron)",
-                "spec.timeZone applies only to spec.cron: set spec.cron or remove spec.timeZone",
+                "applies only to spec.cron: set spec.cron or remove spec.timeZone",
                 field_path=".timeZone",
             ),
         )
@@ -95,7 +95,7 @@ class AgentScheduleSpec(ApiModel):
                 json_schema_extra=k8s(
                     rule(
                         f"self.matches('{CRON_PATTERN}')",
-                        "spec.cron must be five fields (minute hour day-of-month month day-of-week) such as "
+                        "must be five fields (minute hour day-of-month month day-of-week) such as "
                         "'*/15 * * * *', or one of @yearly, @monthly, @weekly, @daily, @hourly",
                     )
                 ),
@@ -116,7 +116,7 @@ class AgentScheduleSpec(ApiModel):
                 json_schema_extra=k8s(
                     rule(
                         _TIME_ZONE_EXISTS,
-                        "spec.timeZone must be an IANA time zone name such as 'Europe/Amsterdam' or 'UTC'",
+                        "must be an IANA time zone name such as 'Europe/Amsterdam' or 'UTC'",
                     )
                 ),
             ),
@@ -187,7 +187,6 @@ class AgentSchedule(Resource):
             PrinterColumn("Next", "date", ".status.nextScheduleTime", "When cron next fires", 1),
             PrinterColumn("Age", "date", ".metadata.creationTimestamp", "When the schedule was created"),
         ),
-        root_rules=(
-            max_name_rule("AgentSchedule", MAX_SCHEDULE_NAME, "so that the names of the runs it starts fit"),
-        ),
+        max_name_length=MAX_SCHEDULE_NAME,
+        name_pattern=DNS_LABEL_PATTERN,
     )
