@@ -1,0 +1,462 @@
+"""The agentic loop: plan, act, observe, reflect, until the model answers or a limit stops the run.
+
+Each step is one model call (journaled: intent, then the full answer) followed by the tool calls it asked
+for (each gated by the policy and journaled). The system prompt carries the agent's instructions, its
+current plan (revised by the model with `update_plan`) and the lessons kept in memory; the user message is
+the run's input. The run ends when the model answers without calling a tool (or calls `finish`), when a
+budget limit stops it, when a call needs approval, or when a call's outcome cannot be known.
+
+Everything a step decides is in the journal, so a new process replays it: answered model calls and
+finished tool calls are read back, never made again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agency_runtime.api.common import Risk, RunPhase
+from agency_runtime.budget import BudgetExceeded, Meter, Prices, Usage
+from agency_runtime.contract import Budget
+from agency_runtime.journal import Journal, Kind, Replay
+from agency_runtime.llm import (
+    Answer,
+    Message,
+    ModelClient,
+    ModelError,
+    ToolCall,
+    count_prompt_tokens,
+    prices_for,
+)
+from agency_runtime.runfile import RunFile
+from agency_runtime.tools.base import JsonDict, Tool, ToolContext, ToolError, ToolOutcome, parse_arguments
+from agency_runtime.tools.gate import Decision, GateResult, decide
+from agency_runtime.tools.memory import MemoryStore
+from agency_runtime.tools.registry import ToolRegistry
+from agency_runtime.tracing import Telemetry, trace_id_of
+
+NO_PLAN = (
+    "No plan yet. For a task of more than one step, write one with update_plan first, and revise it as "
+    "you learn."
+)
+
+
+class Reason:
+    """Machine-readable reasons a run ends (CamelCase, as in Kubernetes conditions)."""
+
+    COMPLETED = "Completed"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    APPROVAL_REQUIRED = "ApprovalRequired"
+    OUTCOME_UNKNOWN = "OutcomeUnknown"
+    MODEL_FAILED = "ModelFailed"
+
+
+@dataclass
+class RunResult:
+    """How a run ended; what the status reporter publishes."""
+
+    phase: RunPhase
+    reason: str
+    message: str
+    result: str | None = None
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    trace_id: str | None = None
+    plan: str | None = None
+    proposal: JsonDict | None = None
+    notifications: list[JsonDict] = field(default_factory=list)
+    limit: str | None = None
+
+    def to_json(self) -> JsonDict:
+        out: JsonDict = {
+            "phase": self.phase.value,
+            "reason": self.reason,
+            "message": self.message,
+            "result": self.result,
+            "steps": self.steps,
+            "usage": self.usage.to_json(),
+            "traceId": self.trace_id,
+            "plan": self.plan,
+        }
+        if self.proposal is not None:
+            out["proposal"] = self.proposal
+        if self.notifications:
+            out["notifications"] = self.notifications
+        if self.limit is not None:
+            out["limit"] = self.limit
+        return out
+
+    @classmethod
+    def from_json(cls, raw: JsonDict) -> RunResult:
+        usage = raw.get("usage") or {}
+        return cls(
+            phase=RunPhase(raw["phase"]),
+            reason=str(raw["reason"]),
+            message=str(raw.get("message", "")),
+            result=raw.get("result"),
+            steps=int(raw.get("steps", 0)),
+            usage=Usage(
+                int(usage.get("inputTokens", 0)),
+                int(usage.get("outputTokens", 0)),
+                float(usage.get("costUSD", 0.0)),
+            ),
+            trace_id=raw.get("traceId"),
+            plan=raw.get("plan"),
+            proposal=raw.get("proposal"),
+            notifications=list(raw.get("notifications") or ()),
+            limit=raw.get("limit"),
+        )
+
+
+@dataclass
+class RunContext:
+    """Everything one run needs, assembled by `__main__` (or a test)."""
+
+    run_id: str
+    agent_name: str
+    run: RunFile
+    budget: Budget
+    journal: Journal
+    model: ModelClient
+    tools: ToolRegistry
+    telemetry: Telemetry
+    memory: MemoryStore | None = None
+    traceparent: str | None = None
+    clock: Callable[[], float] = time.time
+
+
+def system_prompt(instructions: str, plan: str | None, lessons: list[str]) -> str:
+    """Instructions, then the living plan, then what earlier runs learned."""
+    parts = [instructions.strip(), "## Your current plan\n" + (plan or NO_PLAN)]
+    if lessons:
+        parts.append("## Lessons from earlier runs\n" + "\n".join(f"- {lesson}" for lesson in lessons))
+    return "\n\n".join(parts)
+
+
+def run_agent(ctx: RunContext) -> RunResult:
+    """Run (or continue) the run journaled in `ctx.journal`.
+
+    Fenced propagates: a newer process owns the run."""
+    replay = Replay.of(ctx.journal.open())
+    if replay.finished is not None:
+        return RunResult.from_json(replay.finished.data)
+    if replay.started is None:
+        lessons = ctx.memory.lessons() if ctx.memory is not None else []
+        started = ctx.journal.append(
+            Kind.STARTED,
+            "run",
+            {"startedAt": ctx.clock(), "lessons": lessons, "skippedTools": ctx.tools.skipped},
+        )
+    else:
+        started = replay.started
+        ctx.journal.append(
+            Kind.EVENT, "resumed", {"epoch": ctx.journal.epoch, "records": len(replay.records)}
+        )
+    meter = Meter(ctx.budget, float(started.data["startedAt"]), clock=ctx.clock)
+    with ctx.telemetry.run_span(ctx.agent_name, ctx.run_id, ctx.traceparent) as span:
+        loop = _Loop(ctx, replay, meter, list(started.data.get("lessons") or ()))
+        result = loop.run()
+        result.trace_id = trace_id_of(span)
+        span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+        span.set_attribute("agency.run.phase", result.phase.value)
+        if result.phase is RunPhase.FAILED:
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_status(Status(StatusCode.ERROR, result.reason))
+    if result.phase.finished:
+        ctx.journal.append(Kind.FINISHED, "run", result.to_json())
+    return result
+
+
+class _Stop(Exception):
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+class _Loop:
+    def __init__(self, ctx: RunContext, replay: Replay, meter: Meter, lessons: list[str]) -> None:
+        self.ctx = ctx
+        self.replay = replay
+        self.meter = meter
+        self.lessons = lessons
+        self.plan: str | None = None
+        self.notifications: list[JsonDict] = []
+        self.messages: list[Message] = [{"role": "user", "content": ctx.run.input or "(no input)"}]
+        self.prices: Prices = prices_for(ctx.run.agent.model)
+
+    def _end(self, phase: RunPhase, reason: str, message: str, **extra: Any) -> RunResult:
+        return RunResult(
+            phase=phase,
+            reason=reason,
+            message=message,
+            steps=self.meter.steps,
+            usage=self.meter.usage,
+            plan=self.plan,
+            notifications=self.notifications,
+            **extra,
+        )
+
+    def run(self) -> RunResult:
+        try:
+            step = 0
+            while True:
+                step += 1
+                answer = self._model_step(step)
+                self.messages.append(answer.assistant_message())
+                if not answer.tool_calls:
+                    return self._end(
+                        RunPhase.SUCCEEDED,
+                        Reason.COMPLETED,
+                        f"the model answered after {step} step(s)",
+                        result=answer.content or "",
+                    )
+                for index, call in enumerate(answer.tool_calls):
+                    outcome = self._tool_step(step, index, call)
+                    self.messages.append(
+                        {"role": "tool", "tool_call_id": call.id, "content": outcome.content}
+                    )
+                    plan = outcome.data.get("plan")
+                    if isinstance(plan, str):
+                        self.plan = plan
+                    if outcome.final:
+                        return self._end(
+                            RunPhase.SUCCEEDED,
+                            Reason.COMPLETED,
+                            f"the model finished after {step} step(s)",
+                            result=outcome.content,
+                        )
+        except _Stop as stop:
+            return stop.result
+        except BudgetExceeded as exceeded:
+            return self._end(
+                RunPhase.BUDGET_EXCEEDED, Reason.BUDGET_EXCEEDED, exceeded.message, limit=exceeded.limit
+            )
+
+    # --- model --------------------------------------------------------------------------------------------
+
+    def _model_step(self, step: int) -> Answer:
+        key = f"step-{step}/model"
+        done = self.replay.result(key)
+        answer = Answer.from_json(done) if done is not None else self._ask_model(key)
+        self.meter.record_call(answer.input_tokens, answer.output_tokens, answer.cost_usd)
+        return answer
+
+    def _ask_model(self, key: str) -> Answer:
+        ctx = self.ctx
+        spec = ctx.run.agent.model
+        full = [
+            {"role": "system", "content": system_prompt(ctx.run.agent.instructions, self.plan, self.lessons)}
+        ]
+        full += self.messages
+        tools = ctx.tools.schemas()
+        estimate = count_prompt_tokens(spec.name, full, tools)
+        allowance = self.meter.allow_call(estimate, spec.parameters.max_output_tokens, self.prices)
+        ctx.journal.append(
+            Kind.INTENT,
+            key,
+            {"estimatedInputTokens": estimate, "maxOutputTokens": allowance.max_output_tokens},
+        )
+        provider = spec.name.split("/", 1)[0] if "/" in spec.name else "openai"
+        telemetry = ctx.telemetry
+        started = time.monotonic()
+        with telemetry.chat_span(spec.name, provider, allowance.max_output_tokens) as span:
+            try:
+                answer = ctx.model.complete(
+                    full, tools, max_output_tokens=allowance.max_output_tokens, deadline=self.meter.deadline()
+                )
+            except (ModelError, BudgetExceeded) as err:
+                telemetry.record_error(span, err)
+                telemetry.record_chat(
+                    span,
+                    provider=provider,
+                    request_model=span_model(spec.name),
+                    response_model=span_model(spec.name),
+                    response_id=None,
+                    input_tokens=0,
+                    output_tokens=0,
+                    finish_reason=None,
+                    duration=time.monotonic() - started,
+                    error_type=type(err).__qualname__,
+                )
+                if isinstance(err, BudgetExceeded):
+                    raise
+                raise _Stop(self._end(RunPhase.FAILED, Reason.MODEL_FAILED, str(err))) from None
+            telemetry.record_chat(
+                span,
+                provider=answer.provider,
+                request_model=span_model(spec.name),
+                response_model=answer.model,
+                response_id=answer.response_id,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                finish_reason=answer.finish_reason,
+                duration=time.monotonic() - started,
+            )
+            telemetry.record_messages(span, full, answer.assistant_message())
+        ctx.journal.append(Kind.RESULT, key, answer.to_json())
+        return answer
+
+    # --- tools --------------------------------------------------------------------------------------------
+
+    def _corrective(self, key: str, call: ToolCall, message: str) -> ToolOutcome:
+        outcome = ToolOutcome.error(message)
+        self.ctx.journal.append(
+            Kind.RESULT, key, {"tool": call.name, "outcome": outcome.to_json(), "corrective": True}
+        )
+        return outcome
+
+    def _tool_step(self, step: int, index: int, call: ToolCall) -> ToolOutcome:
+        key = f"step-{step}/tool-{index}"
+        done = self.replay.result(key)
+        if done is not None:
+            return ToolOutcome.from_json(done["outcome"])
+        tool = self.ctx.tools.get(call.name)
+        if tool is None:
+            names = ", ".join(self.ctx.tools.names())
+            return self._corrective(
+                key, call, f"error: there is no tool named {call.name!r}. Available tools: {names}."
+            )
+        try:
+            arguments = parse_arguments(call.arguments, tool.parameters)
+        except ToolError as err:
+            return self._corrective(key, call, f"error: tool {call.name!r} was not called: {err}")
+        risk = tool.risk(arguments)
+        gate = (
+            GateResult(Decision.ACT, risk, "runtime tool")
+            if tool.internal
+            else decide(call.name, risk, self.ctx.run.policy, can_undo=tool.reversible)
+        )
+        if gate.decision is Decision.DENY:
+            outcome = ToolOutcome.error(
+                f"refused: {gate.reason}. Do not call it again; find another way or explain."
+            )
+            self.ctx.journal.append(
+                Kind.RESULT,
+                key,
+                {"tool": call.name, "outcome": outcome.to_json(), "gate": gate.decision.value},
+            )
+            return outcome
+        if gate.decision is Decision.NOTIFY:
+            return self._notify(key, call, gate)
+        if gate.decision is Decision.PROPOSE:
+            self._propose(key, call, gate)
+        return self._act(key, call, tool, arguments, gate.risk)
+
+    def _notify(self, key: str, call: ToolCall, gate: GateResult) -> ToolOutcome:
+        notification = {
+            "tool": call.name,
+            "arguments": call.arguments,
+            "risk": gate.risk.value,
+            "reason": gate.reason,
+        }
+        self.ctx.journal.append(Kind.EVENT, f"{key}/notify", notification)
+        self.notifications.append(notification)
+        outcome = ToolOutcome(
+            f"not executed: {gate.reason}. The approvers have been told what you wanted to do; "
+            "continue without it."
+        )
+        self.ctx.journal.append(
+            Kind.RESULT, key, {"tool": call.name, "outcome": outcome.to_json(), "gate": "notify"}
+        )
+        return outcome
+
+    def _propose(self, key: str, call: ToolCall, gate: GateResult) -> None:
+        """Hold the run: record the proposal (once) and stop WaitingForApproval. Resuming after a decision
+        is not built yet; a restarted process stops here again."""
+        existing = self.replay.proposals.get(key)
+        if existing is not None:
+            proposal = existing.data
+        else:
+            proposal = {
+                "proposalId": f"p-{uuid.uuid4().hex[:12]}",
+                "tool": call.name,
+                "arguments": call.arguments,
+                "risk": gate.risk.value,
+                "reason": gate.reason,
+                "requestedAt": self.ctx.clock(),
+                "callKey": key,
+            }
+            self.ctx.journal.append(Kind.PROPOSAL, key, proposal)
+        raise _Stop(
+            self._end(
+                RunPhase.WAITING_FOR_APPROVAL,
+                Reason.APPROVAL_REQUIRED,
+                f"tool call {call.name} waits for approval: {gate.reason}",
+                proposal=proposal,
+            )
+        )
+
+    def _act(self, key: str, call: ToolCall, tool: Tool, arguments: JsonDict, risk: Risk) -> ToolOutcome:
+        ctx = self.ctx
+        dangling = self.replay.dangling(key)
+        if dangling is not None and risk is Risk.DESTRUCTIVE:
+            ctx.journal.append(
+                Kind.EVENT, f"{key}/outcome-unknown", {"tool": call.name, "arguments": call.arguments}
+            )
+            raise _Stop(
+                self._end(
+                    RunPhase.FAILED,
+                    Reason.OUTCOME_UNKNOWN,
+                    f"the destructive tool call {call.name} ({key}) was started by an earlier process that "
+                    "stopped before recording its outcome; it is not repeated. Check its effect, then decide "
+                    "how to go on.",
+                    proposal={
+                        "tool": call.name,
+                        "arguments": call.arguments,
+                        "risk": risk.value,
+                        "callKey": key,
+                    },
+                )
+            )
+        idempotency_key = (
+            str(dangling.data["idempotencyKey"]) if dangling is not None else f"{ctx.run_id}/{key}"
+        )
+        self.meter.check_wall()
+        ctx.journal.append(
+            Kind.INTENT,
+            key,
+            {
+                "tool": call.name,
+                "arguments": call.arguments,
+                "risk": risk.value,
+                "idempotencyKey": idempotency_key,
+            },
+        )
+        with ctx.telemetry.tool_span(call.name, call.id) as span:
+            context = ToolContext(ctx.run_id, key, idempotency_key, self.meter.deadline())
+            try:
+                outcome = tool.invoke(arguments, context)
+            except ToolError as err:
+                outcome = ToolOutcome.error(f"error: {err}")
+            except Exception as err:
+                outcome = ToolOutcome.error(f"error: the tool failed: {type(err).__name__}: {err}")
+            if outcome.is_error:
+                span.set_attribute("error.type", "tool_error")
+            ctx.telemetry.record_tool_content(span, call.arguments, outcome.content)
+        compensation = tool.compensation(arguments, outcome)
+        ctx.journal.append(
+            Kind.RESULT,
+            key,
+            {
+                "tool": call.name,
+                "outcome": outcome.to_json(),
+                "risk": risk.value,
+                "compensation": compensation,
+            },
+        )
+        return outcome
+
+
+def span_model(model: str) -> str:
+    """The model as providers name it (litellm's provider prefix removed)."""
+    return model.split("/", 1)[1] if "/" in model else model
+
+
+def dumps(result: RunResult) -> str:
+    return json.dumps(result.to_json(), sort_keys=True)

@@ -1,0 +1,112 @@
+"""The runtime process: from the environment contract to a reported result.
+
+`python -m agency_runtime` (started by the operator, or by `agency run`) reads `RunEnv` from its
+environment, the run file, opens the run's journal, runs (or continues) the loop, and reports the result.
+Exit codes: 0 when a result was reported (whatever the phase), 2 when the environment or run file is
+wrong, 3 when a newer process took over the run (fenced), 1 on an unexpected error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from agency_runtime.api.agent import MemoryScope
+from agency_runtime.api.policy import ContentCapture
+from agency_runtime.contract import MODEL_API_KEY, ContractError, RunEnv
+from agency_runtime.journal import Fenced, Journal
+from agency_runtime.journal_file import file_journal_for
+from agency_runtime.llm import ModelClient
+from agency_runtime.loop import RunContext, run_agent
+from agency_runtime.report import RESULT_FILE, FileReporter, Reporters, StatusReporter, StreamReporter
+from agency_runtime.runfile import RunFile, RunFileError, load_run_file
+from agency_runtime.tools.memory import FileMemory, MemoryStore
+from agency_runtime.tools.registry import build_registry
+from agency_runtime.tracing import Telemetry, TraceSettings
+
+log = logging.getLogger("agency_runtime")
+
+EXIT_OK, EXIT_ERROR, EXIT_CONTRACT, EXIT_FENCED = 0, 1, 2, 3
+MEMORY_DIR = "AGENCY_MEMORY_DIR"
+CONSOLE_TRACES = "AGENCY_TRACE_CONSOLE"
+
+
+def journal_for(env: RunEnv) -> tuple[Journal, Path]:
+    """The journal backend named by AGENCY_JOURNAL (`file:<dir>`; the Kubernetes backend is not built yet)."""
+    if env.journal.startswith("file:"):
+        root = Path(env.journal.removeprefix("file:"))
+        return file_journal_for(root, env.run_uid), root
+    raise ContractError(f"AGENCY_JOURNAL={env.journal!r}: only file:<dir> journals are supported so far")
+
+
+def memory_for(
+    run: RunFile, env: RunEnv, environ: Mapping[str, str], journal_root: Path
+) -> MemoryStore | None:
+    """The agent's notes, per run or per agent (scope): files under AGENCY_MEMORY_DIR or the journal root."""
+    scope = run.agent.memory.scope
+    if scope is MemoryScope.DISABLED:
+        return None
+    root = Path(environ.get(MEMORY_DIR) or journal_root / "memory")
+    name = (
+        f"{env.agent_name}.json" if scope is MemoryScope.AGENT else f"{env.agent_name}.run-{env.run_uid}.json"
+    )
+    return FileMemory(root / env.namespace / name, max_entries=run.agent.memory.max_entries)
+
+
+def reporter_for(environ: Mapping[str, str]) -> StatusReporter:
+    reporters: list[StatusReporter] = [StreamReporter()]
+    if environ.get(RESULT_FILE):
+        reporters.append(FileReporter(Path(environ[RESULT_FILE])))
+    return Reporters(*reporters)
+
+
+def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = None) -> int:
+    """Run the run the environment describes; returns the process exit code."""
+    try:
+        env = RunEnv.from_env(environ)
+        run = load_run_file(env.run_file)
+        journal, root = journal_for(env)
+    except (ContractError, RunFileError) as err:
+        print(f"agency-runtime: {err}", file=sys.stderr)
+        return EXIT_CONTRACT
+    capture = run.policy is not None and run.policy.tracing.content_capture is ContentCapture.ENABLED
+    telemetry = Telemetry(
+        TraceSettings(
+            otlp_endpoint=env.otlp_endpoint,
+            console=environ.get(CONSOLE_TRACES, "") in {"1", "true", "True"},
+            capture_content=capture,
+        )
+    )
+    memory = memory_for(run, env, environ, root)
+    ctx = RunContext(
+        run_id=env.run_uid,
+        agent_name=env.agent_name,
+        run=run,
+        budget=env.budget,
+        journal=journal,
+        model=ModelClient(run.agent.model, environ.get(MODEL_API_KEY) or None),
+        tools=build_registry(run.agent, run.policy, memory),
+        telemetry=telemetry,
+        memory=memory,
+        traceparent=env.traceparent,
+    )
+    try:
+        result = run_agent(ctx)
+    except Fenced as err:
+        print(f"agency-runtime: fenced: {err}", file=sys.stderr)
+        return EXIT_FENCED
+    finally:
+        journal.close()
+        telemetry.shutdown()
+    (reporter or reporter_for(environ)).report(result)
+    return EXIT_OK
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("AGENCY_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s"
+    )
+    return run_process(os.environ)

@@ -1,0 +1,96 @@
+"""The tools of one run: built from the Agent's `tools`, its memory setting and the runtime's own tools."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from agency_runtime.api.agent import AgentSpec, BuiltinTool, MemoryScope
+from agency_runtime.api.policy import AgentPolicySpec
+from agency_runtime.tools.base import JsonDict, Tool
+from agency_runtime.tools.http import HttpEndpointTool, HttpRequestTool
+from agency_runtime.tools.memory import MemoryReadTool, MemoryStore, MemoryWriteTool
+from agency_runtime.tools.plan import FinishTool, UpdatePlanTool
+
+#: Built-ins this runtime does not provide yet; an Agent that lists them runs without them.
+NOT_YET = frozenset(
+    {
+        BuiltinTool.KUBERNETES,
+        BuiltinTool.PUBLISH_SIGNAL,
+        BuiltinTool.DELEGATE,
+        BuiltinTool.REQUEST_APPROVAL,
+        BuiltinTool.FIND_AGENTS,
+    }
+)
+
+
+@dataclass
+class ToolRegistry:
+    """Tools by the name the model calls them; `skipped` explains tools the Agent lists but cannot use."""
+
+    tools: dict[str, Tool] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, tool: Tool) -> None:
+        if tool.name in self.tools:
+            raise ValueError(f"two tools are named {tool.name!r}")
+        self.tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        return self.tools.get(name)
+
+    def schemas(self) -> list[JsonDict]:
+        return [tool.schema() for tool in self.tools.values()]
+
+    def names(self) -> list[str]:
+        return list(self.tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self.tools.values())
+
+
+def _allowed_hosts(settings: dict[str, str] | None) -> list[str] | None:
+    raw = (settings or {}).get("allowedHosts")
+    if raw is None:
+        return None
+    return [h.strip() for h in raw.split(",") if h.strip()]
+
+
+def build_registry(
+    agent: AgentSpec, policy: AgentPolicySpec | None, memory: MemoryStore | None
+) -> ToolRegistry:
+    """The run's tools: the Agent's HTTP and built-in tools, plus update_plan, finish and, unless memory is
+    Disabled, memory_read and memory_write."""
+    registry = ToolRegistry()
+    for spec in agent.tools:
+        if spec.http is not None:
+            description = spec.description or f"Call {spec.http.method.value} {spec.http.url}"
+            registry.add(HttpEndpointTool(spec.name, description, spec.http, policy=policy, risk=spec.risk))
+        elif spec.builtin is BuiltinTool.HTTP:
+            timeout = float((spec.settings or {}).get("timeoutSeconds", "30"))
+            registry.add(
+                HttpRequestTool(
+                    spec.name,
+                    spec.description,
+                    allowed_hosts=_allowed_hosts(spec.settings),
+                    policy=policy,
+                    risk=spec.risk,
+                    timeout_seconds=timeout,
+                )
+            )
+        elif spec.builtin is BuiltinTool.MEMORY:
+            continue  # memory tools come from spec.memory below
+        elif spec.builtin in NOT_YET:
+            registry.skipped.append(
+                f"{spec.name}: built-in {spec.builtin.value} is not supported by this runtime yet"
+            )
+        elif spec.agent_ref is not None:
+            registry.skipped.append(
+                f"{spec.name}: agent tools (delegation) are not supported by this runtime yet"
+            )
+    registry.add(UpdatePlanTool())
+    registry.add(FinishTool())
+    if memory is not None and agent.memory.scope is not MemoryScope.DISABLED:
+        registry.add(MemoryReadTool(memory))
+        registry.add(MemoryWriteTool(memory))
+    return registry
