@@ -27,6 +27,7 @@ from agency_runtime.api.meta import (
     Resource,
     k8s,
     rule,
+    shape,
 )
 
 MAX_AGENT_NAME = 50
@@ -38,10 +39,36 @@ _DECIMAL = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 QUANTITY_PATTERN = rf"^(\+)?{_DECIMAL}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_DECIMAL}))?$"
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 
-ToolName = Annotated[str, Field(min_length=1, max_length=64, pattern=TOOL_NAME_PATTERN)]
+ToolName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=TOOL_NAME_PATTERN,
+        json_schema_extra=shape("must be letters, digits, '_' and '-', starting with a letter"),
+    ),
+]
 Description = Annotated[str, Field(max_length=1024)]
-Url = Annotated[str, Field(min_length=8, max_length=2048, pattern=URL_PATTERN)]
-Quantity = Annotated[int, Field(ge=0)] | Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        json_schema_extra=shape("must be an http:// or https:// URL without spaces"),
+    ),
+]
+Quantity = (
+    Annotated[int, Field(ge=0)]
+    | Annotated[
+        str,
+        Field(
+            max_length=64,
+            pattern=QUANTITY_PATTERN,
+            json_schema_extra=shape("must be a non-negative Kubernetes quantity such as 500m, 2 or 1Gi"),
+        ),
+    ]
+)
 FreeFormObject = Annotated[JsonObject, Field(json_schema_extra=k8s(preserve_unknown_fields=True))]
 
 
@@ -290,7 +317,15 @@ class RuntimeOverrides(ApiModel):
 class Skill(ApiModel):
     """Something the agent is good at, so other agents can find and ask it (find_agents)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=63, pattern=SKILL_NAME_PATTERN)]
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=63,
+            pattern=SKILL_NAME_PATTERN,
+            json_schema_extra=shape("must be lowercase letters, digits, '-', '_' and '.'"),
+        ),
+    ]
     """A short id, lowercase, for example `route-planning`."""
 
     description: Annotated[str, Field(min_length=1, max_length=1024)]

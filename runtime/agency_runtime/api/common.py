@@ -8,7 +8,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from agency_runtime.api.meta import DNS_LABEL_PATTERN, ApiModel, DnsLabel, DnsSubdomain, k8s
+from agency_runtime.api.meta import (
+    DNS_LABEL_PATTERN,
+    DNS_LABEL_SHAPE,
+    ApiModel,
+    DnsLabel,
+    DnsSubdomain,
+    k8s,
+    shape,
+)
 
 MAX_CONDITIONS = 16
 
@@ -35,7 +43,12 @@ class LocalObjectReference(ApiModel):
 class AgentReference(ApiModel):
     """A reference to an Agent in the same namespace."""
 
-    name: Annotated[str, Field(min_length=1, max_length=50, pattern=DNS_LABEL_PATTERN)]
+    name: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=50, pattern=DNS_LABEL_PATTERN, json_schema_extra=shape(DNS_LABEL_SHAPE)
+        ),
+    ]
     """Name of the Agent, in the same namespace as this object."""
 
 
@@ -52,7 +65,15 @@ class SecretKeyReference(ApiModel):
     name: DnsSubdomain
     """Name of the Secret, in the same namespace as this object."""
 
-    key: Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
+    key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=253,
+            pattern=SECRET_KEY_PATTERN,
+            json_schema_extra=shape("must be letters, digits, '-', '_' and '.', like the keys of a Secret"),
+        ),
+    ]
     """The key inside the Secret's data whose value is used."""
 
 

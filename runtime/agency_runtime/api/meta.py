@@ -21,8 +21,33 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
-DnsLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
-DnsSubdomain = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+PATTERN_MESSAGE = "x-agency-pattern-message"
+
+
+def shape(message: str) -> dict[str, str]:
+    """Say in words what a field's `pattern` means; the CRD then checks it with a CEL rule carrying the
+    message, so users read "must be a DNS label" instead of a regular expression."""
+    return {PATTERN_MESSAGE: message}
+
+
+DNS_LABEL_SHAPE = "must be lowercase letters, digits and '-', starting and ending with a letter or digit"
+DNS_SUBDOMAIN_SHAPE = (
+    "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+)
+
+DnsLabel = Annotated[
+    str,
+    Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN, json_schema_extra=shape(DNS_LABEL_SHAPE)),
+]
+DnsSubdomain = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        json_schema_extra=shape(DNS_SUBDOMAIN_SHAPE),
+    ),
+]
 
 JsonObject = dict[str, Any]
 

@@ -16,6 +16,7 @@ from agency_runtime.api.meta import (
     Resource,
     k8s,
     rule,
+    shape,
 )
 
 TOOL_PATTERN = r"^[a-zA-Z0-9_*-]+$"
@@ -24,7 +25,15 @@ _PREFIX = r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
 LABEL_KEY_PATTERN = rf"^{_PREFIX}[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
 
-ToolPattern = Annotated[str, Field(min_length=1, max_length=64, pattern=TOOL_PATTERN)]
+ToolPattern = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=TOOL_PATTERN,
+        json_schema_extra=shape("must be a tool name (letters, digits, '_' and '-'), optionally with '*'"),
+    ),
+]
 LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
 
@@ -231,7 +240,17 @@ class EgressRule(ApiModel):
     )
 
     hosts: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=253, pattern=HOST_PATTERN)]],
+        list[
+            Annotated[
+                str,
+                Field(
+                    min_length=1,
+                    max_length=253,
+                    pattern=HOST_PATTERN,
+                    json_schema_extra=shape("must be a lowercase host name, optionally starting with '*.'"),
+                ),
+            ]
+        ],
         Field(max_length=32, json_schema_extra=k8s(list_set=True)),
     ] = Field(default_factory=list)
     """Host names the http tools may call; `*.example.com` matches subdomains. Checked by the runtime."""

@@ -20,6 +20,7 @@ from agency_runtime.api.common import (
 )
 from agency_runtime.api.meta import (
     DNS_LABEL_PATTERN,
+    DNS_LABEL_SHAPE,
     ApiModel,
     CrdFacts,
     JsonObject,
@@ -27,6 +28,7 @@ from agency_runtime.api.meta import (
     Resource,
     k8s,
     rule,
+    shape,
 )
 
 MAX_INPUT = 65536
@@ -34,7 +36,10 @@ MAX_RESULT = 32768
 PROPOSAL_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TRACE_ID_PATTERN = r"^[0-9a-f]{32}$"
 
-ProposalId = Annotated[str, Field(min_length=1, max_length=63, pattern=PROPOSAL_ID_PATTERN)]
+ProposalId = Annotated[
+    str,
+    Field(min_length=1, max_length=63, pattern=PROPOSAL_ID_PATTERN, json_schema_extra=shape(DNS_LABEL_SHAPE)),
+]
 
 #: Every spec field but `approvals` is fixed at creation; each gets a rule so the error names the field.
 IMMUTABLE_FIELDS = ("agentRef", "input", "parentRunRef", "trigger", "budget", "ttlSecondsAfterFinished")

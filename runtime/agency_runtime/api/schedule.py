@@ -10,7 +10,17 @@ from pydantic import ConfigDict, Field
 
 from agency_runtime.api.common import AgentReference, RunReference, StatusBase
 from agency_runtime.api.cron import CRON_PATTERN
-from agency_runtime.api.meta import DNS_LABEL_PATTERN, ApiModel, CrdFacts, PrinterColumn, Resource, k8s, rule
+from agency_runtime.api.meta import (
+    DNS_LABEL_PATTERN,
+    DNS_LABEL_SHAPE,
+    ApiModel,
+    CrdFacts,
+    PrinterColumn,
+    Resource,
+    k8s,
+    rule,
+    shape,
+)
 
 MAX_SCHEDULE_NAME = 52
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
@@ -43,7 +53,12 @@ class Threshold(ApiModel):
 class SignalTrigger(ApiModel):
     """Start a run when a matching CloudEvent arrives."""
 
-    name: Annotated[str, Field(min_length=1, max_length=63, pattern=SIGNAL_NAME_PATTERN)]
+    name: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=63, pattern=SIGNAL_NAME_PATTERN, json_schema_extra=shape(DNS_LABEL_SHAPE)
+        ),
+    ]
     """A short id for this trigger, unique within the schedule; recorded in the run's trigger."""
 
     type: Annotated[str, Field(min_length=1, max_length=256)]

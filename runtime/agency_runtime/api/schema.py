@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from agency_runtime.api.meta import JsonObject
+from agency_runtime.api.meta import PATTERN_MESSAGE, JsonObject
 
 _DROP = frozenset({"title", "additionalProperties"})
 _MERGED_LISTS = frozenset({"x-kubernetes-validations"})
@@ -80,7 +80,24 @@ def _convert(node: JsonObject, defs: dict[str, JsonObject], path: str) -> JsonOb
         out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
         out["type"] = "object"
+    if PATTERN_MESSAGE in out:
+        _pattern_as_rule(out, path)
     return out
+
+
+def _pattern_as_rule(node: JsonObject, path: str) -> None:
+    """Replace `pattern` by the same regular expression in a CEL rule that carries a readable message."""
+    message = node.pop(PATTERN_MESSAGE)
+    pattern = node.pop("pattern")
+    if "'" in pattern:
+        raise SchemaError(f"{path}: a pattern with a quote cannot be embedded in a CEL raw string")
+    test = f"self.matches(r'{pattern}')"
+    if node.get("x-kubernetes-int-or-string"):
+        test = f"type(self) == int || {test}"
+    node["x-kubernetes-validations"] = [
+        *node.get("x-kubernetes-validations", []),
+        {"rule": test, "message": message},
+    ]
 
 
 def _resolve(node: JsonObject, defs: dict[str, JsonObject], path: str) -> JsonObject:
