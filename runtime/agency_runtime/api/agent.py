@@ -420,7 +420,7 @@ class Agent(Resource):
 
     kind: Literal["Agent"] = "Agent"
     spec: AgentSpec
-    """What the agent is and may do."""
+    """What the agent is and may do: its model, instructions, tools, skills, memory and governing policy."""
     status: AgentStatus = Field(default_factory=AgentStatus)
     """What the operator last saw; written by the operator."""
 

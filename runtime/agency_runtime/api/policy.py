@@ -393,7 +393,8 @@ class AgentPolicy(Resource):
 
     kind: Literal["AgentPolicy"] = "AgentPolicy"
     spec: AgentPolicySpec = Field(default_factory=AgentPolicySpec)
-    """The rules."""
+    """The rules for the agents this policy applies to: models, tools, autonomy, approvers, identity,
+    network, budgets and tracing."""
     status: AgentPolicyStatus = Field(default_factory=AgentPolicyStatus)
     """What the operator last saw; written by the operator."""
 

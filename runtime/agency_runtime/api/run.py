@@ -250,7 +250,7 @@ class AgentRun(Resource):
 
     kind: Literal["AgentRun"] = "AgentRun"
     spec: AgentRunSpec
-    """What to run."""
+    """What to run. Fixed at creation, except that approval decisions can be added to spec.approvals."""
     status: AgentRunStatus = Field(default_factory=AgentRunStatus)
     """Progress and outcome; written by the operator."""
 

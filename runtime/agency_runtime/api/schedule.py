@@ -186,7 +186,7 @@ class AgentSchedule(Resource):
 
     kind: Literal["AgentSchedule"] = "AgentSchedule"
     spec: AgentScheduleSpec
-    """When and how to start runs."""
+    """When to start runs of an agent (on a cron schedule, on CloudEvents, or both) and with what input."""
     status: AgentScheduleStatus = Field(default_factory=AgentScheduleStatus)
     """What the operator last saw; written by the operator."""
 
