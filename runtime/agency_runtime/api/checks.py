@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import cel
+
 from agency_runtime.api.common import RunBudget
 from agency_runtime.api.cron import cron_errors
 from agency_runtime.api.meta import plain
@@ -35,7 +37,8 @@ def time_zone_errors(name: str) -> list[str]:
 
 
 def validate_schedule(spec: AgentScheduleSpec | Mapping[str, Any]) -> list[str]:
-    """Problems with an AgentSchedule spec: cron syntax and firing, time zone, and that it has a trigger."""
+    """Problems with an AgentSchedule spec: cron syntax and firing, time zone, that it has a trigger, and
+    that each signal's significance expression compiles."""
     if not isinstance(spec, AgentScheduleSpec):
         spec = AgentScheduleSpec.model_validate(plain(spec))
     problems: list[str] = []
@@ -47,7 +50,20 @@ def validate_schedule(spec: AgentScheduleSpec | Mapping[str, Any]) -> list[str]:
         if spec.cron is None:
             problems.append("spec.timeZone: applies only to spec.cron, which is not set")
         problems += time_zone_errors(spec.time_zone)
+    for index, signal in enumerate(spec.signals):
+        if signal.significance is not None:
+            problems += [f"spec.signals[{index}].significance: {p}" for p in cel_errors(signal.significance)]
     return problems
+
+
+def cel_errors(expression: str) -> list[str]:
+    """Why a significance expression does not compile as CEL; empty when it does."""
+    try:
+        cel.compile(expression)
+    except ValueError as error:
+        first_line = str(error).splitlines()[0]
+        return [f"not a valid CEL expression: {first_line}"]
+    return []
 
 
 def run_budget_errors(run: RunBudget | None, policy: RunBudget) -> list[str]:

@@ -111,3 +111,12 @@ def test_the_effective_budget_is_the_lower_limit_of_run_and_policy() -> None:
         max_tokens=5_000, max_cost_usd=1.0, max_steps=20, max_wall_seconds=60
     )
     assert effective_run_budget(None, policy) == policy
+
+
+def test_a_significance_expression_that_does_not_compile_is_reported_with_its_signal() -> None:
+    signals = [
+        {"name": "ok", "type": "t", "significance": "data.celsius > 8.0"},
+        {"name": "broken", "type": "t", "significance": "data.celsius >"},
+    ]
+    (problem,) = validate_schedule({"agentRef": {"name": "a"}, "signals": signals})
+    assert problem.startswith("spec.signals[1].significance: not a valid CEL expression")
