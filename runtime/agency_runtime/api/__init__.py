@@ -4,7 +4,7 @@ The CRDs in `crds/` are generated from these models (`python -m agency_runtime.a
 what the API server accepts and what these models parse are the same thing.
 """
 
-from agency_runtime.api.agent import Agent, AgentSpec, AgentStatus, BuiltinTool, ModelSpec, Tool
+from agency_runtime.api.agent import Agent, AgentSpec, AgentStatus, BuiltinTool, ModelPricing, ModelSpec, Tool
 from agency_runtime.api.checks import effective_run_budget, run_budget_errors, validate_schedule
 from agency_runtime.api.common import (
     Condition,
@@ -69,6 +69,7 @@ __all__ = [
     "DailyBudget",
     "Decision",
     "LocalObjectReference",
+    "ModelPricing",
     "ModelSpec",
     "ObjectMeta",
     "PendingApproval",

@@ -107,6 +107,16 @@ class FallbackModel(ApiModel):
     """The Secret key holding this model's API key. Unset means the primary model's credentials are used."""
 
 
+class ModelPricing(ApiModel):
+    """What the model costs, for models litellm has no price for (self-hosted, new or private ones)."""
+
+    input_per_million_tokens_usd: Annotated[float, Field(ge=0, le=10_000)]
+    """US dollars per million input (prompt) tokens."""
+
+    output_per_million_tokens_usd: Annotated[float, Field(ge=0, le=10_000)]
+    """US dollars per million output (completion) tokens."""
+
+
 class ModelSpec(ApiModel):
     """The language model an agent thinks with, named as litellm names it."""
 
@@ -135,6 +145,10 @@ class ModelSpec(ApiModel):
 
     parameters: ModelParameters = Field(default_factory=ModelParameters)
     """Sampling settings for every call."""
+
+    pricing: ModelPricing | None = None
+    """The price the runtime uses to count cost against budgets. Unset means litellm's price list for
+    this model id, and zero cost for a model litellm does not know."""
 
     fallbacks: Annotated[
         list[FallbackModel], Field(max_length=4, json_schema_extra=k8s(list_map_keys=("name",)))
