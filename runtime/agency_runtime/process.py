@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agency_runtime.api.agent import MemoryScope
-from agency_runtime.api.policy import ContentCapture
+from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
 from agency_runtime.contract import MODEL_API_KEY, ContractError, RunEnv
 from agency_runtime.journal import Fenced, Journal
 from agency_runtime.journal_file import file_journal_for
@@ -56,6 +56,11 @@ def memory_for(
     return FileMemory(root / env.namespace / name, max_entries=run.agent.memory.max_entries)
 
 
+def content_capture(policy: AgentPolicySpec | None) -> bool:
+    """Prompts, replies and tool arguments go into traces only when the policy says so."""
+    return policy is not None and policy.tracing.content_capture is ContentCapture.ENABLED
+
+
 def reporter_for(environ: Mapping[str, str]) -> StatusReporter:
     reporters: list[StatusReporter] = [StreamReporter()]
     if environ.get(RESULT_FILE):
@@ -72,12 +77,11 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
     except (ContractError, RunFileError) as err:
         print(f"agency-runtime: {err}", file=sys.stderr)
         return EXIT_CONTRACT
-    capture = run.policy is not None and run.policy.tracing.content_capture is ContentCapture.ENABLED
     telemetry = Telemetry(
         TraceSettings(
             otlp_endpoint=env.otlp_endpoint,
             console=environ.get(CONSOLE_TRACES, "") in {"1", "true", "True"},
-            capture_content=capture,
+            capture_content=content_capture(run.policy),
         )
     )
     memory = memory_for(run, env, environ, root)
