@@ -29,7 +29,8 @@ testbed-build: ## Build (once, cached in ~/.cache/agency) kube-apiserver, etcd, 
 	@$(PYTHON) tests/agency_testbed/build.py
 
 .PHONY: testbed
-testbed: venv testbed-build ## Start a control plane on loopback; prints `export KUBECONFIG=...`
+testbed: venv ## Start a control plane on loopback; prints `export KUBECONFIG=...`
+	@$(PYTHON) tests/agency_testbed/build.py >&2
 	@$(PY) -m agency_testbed up --dir $(TESTBED_DIR)
 
 .PHONY: testbed-down

@@ -202,9 +202,8 @@ def build_tool(tool: Tool, dest: Path) -> None:
             if imports
             else "//go:build tools\n\npackage tools\n"
         )
-        _say(f"{tool.key}: resolving dependencies (go mod tidy)")
-        # tidy cannot see main packages through a blank import of the module root, so
-        # require the root and let `go get` pull each command's graph in.
+        _say(f"{tool.key}: resolving dependencies (go get)")
+        # `go get` of each command pulls exactly the dependency graph the commands need.
         _run(["go", "get", *[f"{p}@{tool.version}" for p in tool.packages]], work, env)
         _say(f"{tool.key}: compiling {', '.join(tool.binaries)} (first build is slow on 2 cores)")
         out = work / "out"
