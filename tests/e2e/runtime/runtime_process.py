@@ -1,4 +1,4 @@
-"""Start `python -m agency_runtime` as the operator does: a run file, the contract's environment, a journal."""
+"""Start `python -m agency_runtime` as the operator does: a run file, the contract environment, a journal."""
 
 from __future__ import annotations
 
