@@ -30,7 +30,7 @@ Answers (JSON bodies, `{"error": ..., "message": ...}` for refusals):
 - 403 the caller may not create signals in the namespace;
 - 413 the body is larger than the limit (default 256 KiB);
 - 415 neither binary nor structured JSON mode, a batch, or binary data that is neither JSON nor text;
-- 503 the API server could not be asked.
+- 503 the API server could not be asked; 500 anything unexpected (logged).
 
 The app runs in the operator's asyncio loop (aiohttp is already there through kopf). Serve it over TLS
 in a cluster (`serve(..., ssl_context=...)`): the requests carry bearer tokens.
@@ -118,6 +118,9 @@ def build_app(
                 "the Kubernetes API could not be reached; retry later",
                 {"X-Agency-Outcome": "unavailable", "Retry-After": "5"},
             )
+        except Exception:  # a bug or an unexpected API answer: the sender gets a 500, the log the detail
+            log.exception("signal endpoint: failed to handle an event for namespace %s", namespace)
+            return _refusal(500, "error", "the event could not be handled", {"X-Agency-Outcome": "error"})
         for result in results:
             counters.triggers.labels(outcome=result.outcome.value).inc()
         runs = sorted({r.run for r in results if r.run is not None})

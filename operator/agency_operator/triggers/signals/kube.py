@@ -11,12 +11,14 @@ account needs, besides its usual rights on AgentSchedules and AgentRuns:
       resources: ["subjectaccessreviews"]
       verbs: ["create"]
 
-An answer of 5xx, a timeout or a connection failure raises `KubernetesUnavailable` (the endpoint answers
-503); any other unexpected status is a bug and raises `httpx.HTTPStatusError`.
+An answer of 5xx, a 429 that persists, a timeout or a connection failure raises `KubernetesUnavailable`
+(the endpoint answers 503); any other unexpected status is a bug and raises `httpx.HTTPStatusError`
+(the endpoint answers 500).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Generator, Sequence
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: The audience signal tokens must be issued for.
 DEFAULT_AUDIENCE = "agency.dev/signals"
+
+_THROTTLE_RETRIES = 3
 
 
 class _ConfigAuth(httpx.Auth):
@@ -74,13 +78,26 @@ def async_client(*, kubeconfig: str | None = None, timeout: float = 10.0) -> htt
 
 
 async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    try:
-        response = await client.request(method, url, **kwargs)
-    except httpx.TransportError as error:
-        raise KubernetesUnavailable(f"{method} {url}: {type(error).__name__}: {error}") from error
-    if response.status_code >= 500:
+    """One request; 429 (the API server shedding load, also while it starts) is retried a few times after
+    the Retry-After it asks for (at most a second each), then reported as unavailable like a 5xx."""
+    for attempt in range(_THROTTLE_RETRIES + 1):
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.TransportError as error:
+            raise KubernetesUnavailable(f"{method} {url}: {type(error).__name__}: {error}") from error
+        if response.status_code != httpx.codes.TOO_MANY_REQUESTS or attempt == _THROTTLE_RETRIES:
+            break
+        await asyncio.sleep(_retry_after(response))
+    if response.status_code >= 500 or response.status_code == httpx.codes.TOO_MANY_REQUESTS:
         raise KubernetesUnavailable(f"{method} {url}: HTTP {response.status_code}")
     return response
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(1.0, max(0.05, float(response.headers.get("Retry-After", "0.2"))))
+    except ValueError:
+        return 0.2
 
 
 class KubeTokenReviewer:

@@ -1,7 +1,7 @@
 """Prometheus counters of the signal endpoint: every request's outcome, and what the accepted ones did.
 
 `agency_signals_total{outcome}` counts requests: accepted, malformed, unauthenticated, forbidden,
-oversized, unsupported_media_type, unavailable (the API server could not answer).
+oversized, unsupported_media_type, unavailable (the API server could not answer), error (unexpected; logged).
 `agency_signal_triggers_total{outcome}` counts per-trigger results of accepted events: Created, Exists,
 Skipped, Suspended, Insignificant, BelowThreshold, Error.
 """
@@ -18,6 +18,7 @@ REQUEST_OUTCOMES = (
     "oversized",
     "unsupported_media_type",
     "unavailable",
+    "error",
 )
 
 
