@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from agency_runtime.api.agent import AgentSpec
@@ -87,6 +88,7 @@ class Runner:
     api_key: str = "sk-test-secret-key"
     sleep: RecordingSleep = field(default_factory=RecordingSleep)
     span_exporter: SpanExporter | None = None
+    metric_reader: MetricReader | None = None
 
     def context(
         self,
@@ -112,7 +114,9 @@ class Runner:
             model=ModelClient(spec.model, self.api_key, sleep=self.sleep),
             tools=build_registry(spec, policy, memory),
             telemetry=Telemetry(
-                TraceSettings(capture_content=content_capture(policy)), span_exporter=self.span_exporter
+                TraceSettings(capture_content=content_capture(policy)),
+                span_exporter=self.span_exporter,
+                metric_reader=self.metric_reader,
             ),
             memory=memory,
             traceparent=traceparent,

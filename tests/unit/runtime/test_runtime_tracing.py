@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from agency_runtime.loop import run_agent
 from agency_testbed.llm import ScriptedLLM
 from agency_testbed.llm_script import call, reply
 from unit.runtime.runtime_support import Runner, act_on_everything, agent
@@ -104,3 +106,29 @@ def test_content_is_not_recorded_unless_the_policy_enables_it_and_the_key_never_
     assert "user question text" in loud
     assert "secret plan text" in loud
     assert runner.api_key not in quiet + loud
+
+
+def test_token_usage_and_duration_metrics_are_recorded_per_model_call(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    reader = InMemoryMetricReader()
+    runner.metric_reader = reader
+    scripted_llm.script(
+        "metered",
+        [reply(tool_calls=[call("update_plan", {"plan": "p"})], usage=(120, 7)), reply("ok", usage=(200, 9))],
+    )
+
+    ctx = runner.context(agent(scripted_llm.base_url, "metered"))
+    run_agent(ctx)
+    data = reader.get_metrics_data()
+    ctx.telemetry.shutdown()
+    assert data is not None
+    metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    tokens = {
+        p.attributes["gen_ai.token.type"]: (p.sum, p.count)  # type: ignore[index]
+        for p in metrics["gen_ai.client.token.usage"].data.data_points  # type: ignore[union-attr]
+    }
+    assert tokens == {"input": (320, 2), "output": (16, 2)}
+    durations = list(metrics["gen_ai.client.operation.duration"].data.data_points)  # type: ignore[union-attr]
+    assert sum(p.count for p in durations) == 2  # type: ignore[union-attr]
+    assert metrics["gen_ai.client.token.usage"].unit == "{token}"
