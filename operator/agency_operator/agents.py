@@ -1,0 +1,114 @@
+"""Agent and AgentPolicy status: which policy binds each agent, whether it can run, what it used today.
+
+Recomputed from the objects themselves (agents, policies, runs, secrets) every time, so a policy edit,
+a new Secret or a finished run all show up the next time an agent is looked at; a policy change looks
+at every agent in its namespace at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from agency_operator import events
+from agency_operator.budget import daily_refusal, usage_today
+from agency_operator.credentials import check_credentials
+from agency_operator.kube import JsonDict, Kube, path_for
+from agency_operator.resolve import Refusal, check_agent, policy_for
+from agency_operator.status import StatusDraft, ready
+from agency_runtime.api.agent import Agent
+from agency_runtime.api.meta import API_VERSION
+from agency_runtime.api.policy import AgentPolicy
+from agency_runtime.api.run import AgentRun
+
+BUDGET = "DailyBudgetAvailable"
+
+
+def agent_status(
+    agent: Agent,
+    current: JsonDict | None,
+    policies: Sequence[AgentPolicy],
+    runs: Sequence[AgentRun],
+    credentials: Refusal | None,
+    now: datetime,
+) -> StatusDraft:
+    """The agent's next status (pure): bound policy, Ready, daily budget, usage today, runs in flight."""
+    draft = StatusDraft(current, agent.metadata.generation)
+    name = agent.metadata.name
+    mine = [r for r in runs if r.spec.agent_ref.name == name]
+    draft.set(runsInFlight=sum(1 for r in mine if not (r.status.phase and r.status.phase.finished)))
+    started = [r for r in mine if r.status.start_time is not None]
+    if started:
+        last = max(started, key=lambda r: r.status.start_time or now)
+        draft.set(
+            lastRun={
+                key: value
+                for key, value in {
+                    "name": last.metadata.name,
+                    "phase": last.status.phase.value if last.status.phase else None,
+                    "startTime": last.status.start_time.isoformat().replace("+00:00", "Z")
+                    if last.status.start_time
+                    else None,
+                    "completionTime": last.status.completion_time.isoformat().replace("+00:00", "Z")
+                    if last.status.completion_time
+                    else None,
+                }.items()
+                if value is not None
+            }
+        )
+    used = usage_today(runs, name, now)
+    draft.set(usageToday=used.to_k8s())
+    policy = policy_for(agent, policies)
+    if isinstance(policy, Refusal):
+        draft.set(boundPolicyRef=None)
+        ready(draft, False, policy.reason, policy.message)
+        return draft
+    draft.set(boundPolicyRef={"name": policy.metadata.name})
+    refusal = check_agent(agent, policy) or credentials
+    spent = daily_refusal(name, policy.metadata.name, policy.spec.budgets.per_agent_daily, used)
+    if spent is not None:
+        draft.condition(BUDGET, False, spent.reason, spent.message)
+    else:
+        draft.condition(BUDGET, True, "WithinBudget", "The agent has daily budget left.")
+    if refusal is not None:
+        ready(draft, False, refusal.reason, refusal.message)
+    elif spent is not None:
+        ready(draft, False, spent.reason, spent.message)
+    else:
+        ready(draft, True, "Ready", f"Governed by AgentPolicy {policy.metadata.name}; new runs start.")
+    return draft
+
+
+def reconcile_agent(kube: Kube, namespace: str, name: str) -> None:
+    body = kube.get_or_none(path_for(API_VERSION, "agents", namespace, name))
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    agent = Agent.from_k8s(body)
+    policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", namespace))]
+    runs = [AgentRun.from_k8s(r) for r in kube.list(path_for(API_VERSION, "agentruns", namespace))]
+    draft = agent_status(
+        agent, body.get("status"), policies, runs, check_credentials(kube, agent), datetime.now(UTC)
+    )
+    patch = draft.patch()
+    if patch is not None:
+        kube.patch(path_for(API_VERSION, "agents", namespace, name) + "/status", {"status": patch})
+    for _type, status, reason, message in draft.transitions:
+        events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
+
+
+def reconcile_policy(kube: Kube, namespace: str, name: str) -> None:
+    """Count the agents bound to the policy (the caller re-checks the agents first)."""
+    path = path_for(API_VERSION, "agentpolicies", namespace, name)
+    body = kube.get_or_none(path)
+    if body is None:
+        return
+    agents = kube.list(path_for(API_VERSION, "agents", namespace))
+    bound = sum(
+        1 for a in agents if ((a.get("status") or {}).get("boundPolicyRef") or {}).get("name") == name
+    )
+    draft = StatusDraft(body.get("status"), body["metadata"].get("generation"))
+    draft.set(agents=bound)
+    ready(draft, True, "Accepted", f"{bound} agent(s) governed by this policy.")
+    patch = draft.patch()
+    if patch is not None:
+        kube.patch(path + "/status", {"status": patch})

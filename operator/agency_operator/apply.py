@@ -1,0 +1,41 @@
+"""Applying built objects idempotently: create if absent, leave what exists.
+
+Every child of a run has a deterministic name and a spec fixed when the run starts, so "create, and on
+409 read what is there" is the whole of idempotency here: a second reconcile, or a restarted operator
+finishing a half-done one, changes nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+from agency_operator.kube import JsonDict, Kube, KubeError, path_for
+
+
+def object_path(body: JsonDict, name: str | None = None) -> str:
+    kind_plural = plural(body["kind"])
+    return path_for(body["apiVersion"], kind_plural, body["metadata"].get("namespace"), name)
+
+
+_PLURALS = {
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "ConfigMap": "configmaps",
+    "Pod": "pods",
+    "NetworkPolicy": "networkpolicies",
+    "Secret": "secrets",
+}
+
+
+def plural(kind: str) -> str:
+    return _PLURALS[kind]
+
+
+def ensure(kube: Kube, body: JsonDict) -> tuple[JsonDict, bool]:
+    """The object as it is on the server, and whether this call created it."""
+    try:
+        return kube.create(object_path(body), body), True
+    except KubeError as err:
+        if not err.conflict:
+            raise
+    existing = kube.get(object_path(body, body["metadata"]["name"]))
+    return existing, False

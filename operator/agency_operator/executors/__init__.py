@@ -1,0 +1,84 @@
+"""Executors start a run's runtime process and report what became of it: in a Pod, or as a local process.
+
+Both receive the same `Launch` (the run, its agent and policy, budget, run file, trace parent) and build
+the environment through `environment.build_run_env`; they differ only in placement (paths, API address)
+and in how the model key arrives (a `secretKeyRef` in the Pod, the Secret's value for a local process).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from agency_operator.kube import JsonDict
+from agency_runtime.api.agent import Agent
+from agency_runtime.api.policy import AgentPolicy
+from agency_runtime.api.run import AgentRun
+from agency_runtime.contract import Budget
+
+
+class Progress(StrEnum):
+    """How far the runtime process is."""
+
+    ABSENT = "Absent"
+    PENDING = "Pending"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an executor sees of a run's process; `result` is the runtime's final JSON when it wrote one."""
+
+    progress: Progress
+    started_at: datetime | None = None
+    exit_code: int | None = None
+    result: JsonDict | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything an executor needs to start a run."""
+
+    body: Mapping[str, Any]
+    run: AgentRun
+    agent: Agent
+    policy: AgentPolicy
+    budget: Budget
+    run_file: JsonDict
+    trace_parent: str | None
+
+
+class Executor(Protocol):
+    def start(self, launch: Launch) -> None:
+        """Start the run's process unless it was started before (idempotent)."""
+
+    def observe(self, body: Mapping[str, Any]) -> Observation:
+        """Where the run's process is now."""
+
+    def stop(self, body: Mapping[str, Any]) -> None:
+        """Stop the run's process if it runs (cancellation); the Pod executor leaves that to the GC."""
+
+
+def parse_result(text: str | None) -> JsonDict | None:
+    """The runtime's final result: the last line of `text` that is a JSON object with a phase."""
+    for line in reversed((text or "").strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and "phase" in value:
+            return value
+    if text:
+        try:
+            whole = json.loads(text)
+        except ValueError:
+            return None
+        if isinstance(whole, dict) and "phase" in whole:
+            return whole
+    return None

@@ -1,0 +1,166 @@
+"""The `local` executor: the runtime as a process on the operator's machine, for development and tests.
+
+The process gets exactly the environment a Pod of the run gets (same `build_run_env`, local paths), a
+token from a TokenRequest for the run's ServiceAccount with the policy's audience and lifetime, and the
+model key as `AGENCY_MODEL_API_KEY` read from the Secret (never written to a file). Besides that it
+inherits only what any process needs to start (PATH, HOME, locale), as an image would provide them.
+
+Each run has a folder (`<workdir>/<namespace>/<name>-<uid>`) with the run file, the token, the CA, the
+pid, the result and the log. The pid file is what makes starting idempotent across operator restarts: a
+run whose folder has one is never started again, and a restarted operator follows the old process by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agency_operator import names
+from agency_operator.credentials import read_model_key
+from agency_operator.environment import Placement, build_run_env
+from agency_operator.executors import Launch, Observation, Progress, parse_result
+from agency_operator.kube import Kube
+from agency_operator.runfile import run_file_text
+from agency_operator.settings import Settings
+from agency_operator.token import request_token
+from agency_runtime.contract import MODEL_API_KEY
+
+PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+#: Renew a local run's token after this share of its lifetime, as the kubelet does for projected tokens.
+TOKEN_RENEW_AT = 0.8
+
+
+def _write_private(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    partial.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalExecutor:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.token_ttl: dict[str, int] = {}
+
+    def folder(self, body: Mapping[str, Any]) -> Path:
+        meta = body["metadata"]
+        return self.settings.local_workdir / str(meta["namespace"]) / f"{meta['name']}-{meta['uid']}"
+
+    def placement(self, folder: Path) -> Placement:
+        return Placement(
+            run_file=folder / names.RUN_FILE_KEY,
+            api_server=self.kube.connection.host,
+            ca_file=folder / "ca.crt" if self.kube.connection.ca_file else None,
+            token_file=folder / "token",
+            journal=f"file:{folder / 'journal'}",
+        )
+
+    def environment(self, launch: Launch, folder: Path) -> dict[str, str]:
+        env = build_run_env(
+            launch.run,
+            launch.budget,
+            self.placement(folder),
+            otlp_endpoint=self.settings.otlp_endpoint,
+            trace_parent=launch.trace_parent,
+        ).to_env()
+        env["AGENCY_RESULT_FILE"] = str(folder / "result.json")
+        key = read_model_key(self.kube, launch.agent)
+        if key is not None:
+            env[MODEL_API_KEY] = key
+        for name in PASS_THROUGH:
+            if name in os.environ:
+                env.setdefault(name, os.environ[name])
+        return env
+
+    def start(self, launch: Launch) -> None:
+        folder = self.folder(launch.body)
+        if (folder / "pid").exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(folder / names.RUN_FILE_KEY, run_file_text(launch.run_file))
+        if self.kube.connection.ca_file:
+            shutil.copyfile(self.kube.connection.ca_file, folder / "ca.crt")
+        meta = launch.body["metadata"]
+        _write_private(
+            folder / "token", request_token(self.kube, meta["namespace"], meta["name"], launch.policy)
+        )
+        self.token_ttl[meta["uid"]] = launch.policy.spec.identity.token_expiration_seconds
+        env = self.environment(launch, folder)
+        with (folder / "runtime.log").open("ab") as log:
+            process = subprocess.Popen(  # noqa: S603 - the configured runtime command, no shell
+                list(self.settings.runtime_command),
+                env=env,
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[meta["uid"]] = process
+        _write_private(folder / "pid", str(process.pid))
+
+    def _renew_token(self, body: Mapping[str, Any], folder: Path) -> None:
+        meta = body["metadata"]
+        ttl = self.token_ttl.get(meta["uid"])
+        token = folder / "token"
+        if ttl is None or not token.exists() or time.time() - token.stat().st_mtime < ttl * TOKEN_RENEW_AT:
+            return
+        from agency_runtime.api.policy import AgentPolicy, AgentPolicySpec, Identity
+
+        policy = AgentPolicy(spec=AgentPolicySpec(identity=Identity(token_expiration_seconds=ttl)))
+        _write_private(token, request_token(self.kube, meta["namespace"], meta["name"], policy))
+
+    def observe(self, body: Mapping[str, Any]) -> Observation:
+        folder = self.folder(body)
+        pid_file = folder / "pid"
+        if not pid_file.exists():
+            return Observation(Progress.ABSENT)
+        started = datetime.fromtimestamp(pid_file.stat().st_mtime, UTC).replace(microsecond=0)
+        result_file = folder / "result.json"
+        process = self.processes.get(body["metadata"]["uid"])
+        exit_code = process.poll() if process is not None else None
+        running = exit_code is None and (process is not None or _alive(int(pid_file.read_text() or "0")))
+        if running:
+            self._renew_token(body, folder)
+            return Observation(Progress.RUNNING, started_at=started)
+        result = parse_result(result_file.read_text(encoding="utf-8")) if result_file.exists() else None
+        detail = "" if result else f"the runtime process ended without a result; see {folder / 'runtime.log'}"
+        return Observation(
+            Progress.FINISHED, started_at=started, exit_code=exit_code, result=result, detail=detail
+        )
+
+    def stop(self, body: Mapping[str, Any]) -> None:
+        """Stop the run's process (its whole process group) if it still runs."""
+        uid = body["metadata"]["uid"]
+        process = self.processes.pop(uid, None)
+        pid = process.pid if process is not None else None
+        pid_file = self.folder(body) / "pid"
+        if pid is None and pid_file.exists() and not (pid_file.parent / "result.json").exists():
+            pid = int(pid_file.read_text() or "0")
+        if pid and (process is None or process.poll() is None):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)

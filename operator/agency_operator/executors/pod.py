@@ -1,0 +1,69 @@
+"""The `pod` executor: the run file as an owned ConfigMap, then the run's Pod (see `runpod`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from agency_operator import names
+from agency_operator.apply import ensure
+from agency_operator.environment import build_run_env
+from agency_operator.executors import Launch, Observation, Progress, parse_result
+from agency_operator.kube import Kube, path_for
+from agency_operator.runfile import build_run_file_config_map
+from agency_operator.runpod import build_pod, pod_placement
+from agency_operator.settings import Settings
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class PodExecutor:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+
+    def start(self, launch: Launch) -> None:
+        ensure(self.kube, build_run_file_config_map(launch.body, launch.run_file))
+        env = build_run_env(
+            launch.run,
+            launch.budget,
+            pod_placement(self.settings),
+            otlp_endpoint=self.settings.otlp_endpoint,
+            trace_parent=launch.trace_parent,
+        )
+        ensure(self.kube, build_pod(launch.body, launch.agent, launch.policy, env, self.settings))
+
+    def observe(self, body: Mapping[str, Any]) -> Observation:
+        meta = body["metadata"]
+        pod = self.kube.get_or_none(path_for("v1", "pods", meta["namespace"], names.pod(meta["name"])))
+        if pod is None:
+            return Observation(Progress.ABSENT)
+        if pod["metadata"].get("uid") and meta["uid"] not in {
+            o.get("uid") for o in pod["metadata"].get("ownerReferences", [])
+        }:
+            return Observation(
+                Progress.FINISHED, detail=f"Pod {names.pod(meta['name'])} belongs to another object"
+            )
+        status = pod.get("status", {})
+        phase = status.get("phase", "Pending")
+        started = _time(status.get("startTime"))
+        if phase in ("Succeeded", "Failed"):
+            terminated: Mapping[str, Any] = {}
+            for container in status.get("containerStatuses", []):
+                terminated = container.get("state", {}).get("terminated") or {}
+            return Observation(
+                Progress.FINISHED,
+                started_at=started,
+                exit_code=terminated.get("exitCode"),
+                result=parse_result(terminated.get("message")),
+                detail=str(status.get("message") or terminated.get("reason") or phase),
+            )
+        if phase == "Running":
+            return Observation(Progress.RUNNING, started_at=started)
+        return Observation(Progress.PENDING, detail=str(status.get("reason") or "the Pod is not running yet"))
+
+    def stop(self, body: Mapping[str, Any]) -> None:
+        """Nothing to do: the Pod is owned by the run and goes with it."""

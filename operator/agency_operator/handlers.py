@@ -1,0 +1,136 @@
+"""The kopf handlers: registration only. Each one hands its object to the module that decides.
+
+Registered by `register(registry, settings)` rather than at import, because the timer interval is a
+setting; `__main__` reads the settings once and passes them here, and the startup handler puts them
+(with the API client, executor and metrics) into kopf's memo.
+
+No finalizers: every child of a run in its namespace is owned by it and goes with it (garbage
+collection); what cannot be owned (bindings in other namespaces, a local process) is removed on the
+run's DELETED event, and a startup sweep catches deletions that happened while the operator was down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from agency_operator import agents, cleanup, names, runs
+from agency_operator.executors import Executor
+from agency_operator.executors.local import LocalExecutor
+from agency_operator.executors.pod import PodExecutor
+from agency_operator.kube import Kube
+from agency_operator.metrics import Metrics
+from agency_operator.settings import ExecutorKind, Settings
+
+GROUP, VERSION = "agency.dev", "v1alpha1"
+PREFIX = "agency.dev"
+
+
+def _context(memo: Any) -> runs.Context:
+    ctx: runs.Context = memo.ctx
+    return ctx
+
+
+def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
+    ctx = _context(memo)
+    with ctx.metrics.reconciling("Agent"), ctx.lock(f"agent/{namespace}/{name}"):
+        agents.reconcile_agent(ctx.kube, namespace or "", name or "")
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+        configure = settings
+        configure.watching.server_timeout = app.watch_server_timeout_seconds
+        configure.watching.client_timeout = app.watch_client_timeout_seconds
+        configure.watching.connect_timeout = 30
+        configure.persistence.finalizer = f"{PREFIX}/finalizer"
+        configure.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+        configure.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+        configure.posting.enabled = False  # the operator posts its own Events, about what matters to users
+        configure.execution.max_workers = 16
+        kube = Kube.from_environment()
+        executor: Executor = (
+            LocalExecutor(kube, app) if app.executor is ExecutorKind.LOCAL else PodExecutor(kube, app)
+        )
+        metrics = Metrics()
+        metrics.serve(app.metrics_port)
+        memo.ctx = runs.Context(
+            kube=kube,
+            settings=app,
+            executor=executor,
+            metrics=metrics,
+            api_endpoints=cleanup.api_endpoints(kube, app),
+        )
+        swept = cleanup.sweep_orphans(kube)
+        logger.info(
+            "operator started",
+            extra={
+                "executor": app.executor.value,
+                "namespaces": list(app.namespaces),
+                "orphans_removed": swept,
+            },
+        )
+
+    app = settings
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """Log in as the `kubernetes` client does: KUBECONFIG, or the in-cluster ServiceAccount."""
+        info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+        return info
+
+    @kopf.on.cleanup(registry=registry)
+    def shutdown(memo: Any, **_: Any) -> None:
+        ctx = getattr(memo, "ctx", None)
+        if ctx is not None:
+            ctx.kube.close()
+
+    # ----- AgentRun ------------------------------------------------------------------------------
+    @kopf.on.event(GROUP, VERSION, "agentruns", registry=registry)
+    def run_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+        ctx = _context(memo)
+        if type == "DELETED":
+            runs.forget_run(ctx, body)
+            return
+        runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
+
+    @kopf.timer(GROUP, VERSION, "agentruns", interval=settings.resync_seconds, registry=registry)
+    def run_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
+        waiting = runs.reconcile_run(_context(memo), body.metadata.namespace or "", body.metadata.name or "")
+        if waiting is not None:
+            raise kopf.TemporaryError(f"{waiting.reason}: {waiting.message}", delay=settings.resync_seconds)
+
+    @kopf.on.event(
+        "",
+        "v1",
+        "pods",
+        labels={names.MANAGED_BY: names.OPERATOR, names.COMPONENT_LABEL: "runtime"},
+        registry=registry,
+    )
+    def pod_event(body: kopf.Body, memo: Any, **_: Any) -> None:
+        run = body.metadata.labels.get(names.RUN_LABEL)
+        if run:
+            runs.reconcile_run(_context(memo), body.metadata.namespace or "", run)
+
+    # ----- Agent and AgentPolicy -----------------------------------------------------------------
+    @kopf.on.event(GROUP, VERSION, "agents", registry=registry)
+    def agent_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+        if type != "DELETED":
+            agents.reconcile_agent(
+                _context(memo).kube, body.metadata.namespace or "", body.metadata.name or ""
+            )
+
+    @kopf.timer(GROUP, VERSION, "agents", interval=settings.resync_seconds, registry=registry)
+    def agent_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
+        _agent(memo, body.metadata.namespace, body.metadata.name)
+
+    @kopf.on.event(GROUP, VERSION, "agentpolicies", registry=registry)
+    def policy_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+        ctx, namespace = _context(memo), body.metadata.namespace or ""
+        for agent in ctx.kube.list(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/agents"):
+            _agent(memo, namespace, agent["metadata"]["name"])
+        if type != "DELETED":
+            with ctx.metrics.reconciling("AgentPolicy"):
+                agents.reconcile_policy(ctx.kube, namespace, body.metadata.name or "")

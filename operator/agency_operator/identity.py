@@ -1,0 +1,153 @@
+"""A run's own Kubernetes identity: a ServiceAccount, a Role over only its own objects, and bindings.
+
+Each run gets a ServiceAccount of its own (no token automounted; the run's token is projected with the
+policy's audience and lifetime, or requested for a local process), a generated Role that lets it read its
+own AgentRun and run file and patch its own status (`resourceNames`), and RoleBindings to the
+ClusterRoles its policy allows. The operator never needs `escalate`: it holds every permission of the
+generated Role itself, and `bind` on the ClusterRoles the chart lists (see `rbac.py`).
+
+When the run ends `revoke` deletes all of it at once, so every token of the run stops working. Objects
+in the run's namespace are also owned by the run (garbage-collected with it); bindings in other
+namespaces cannot be owned across namespaces, so they carry the run's uid label and are deleted by label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agency_operator import names
+from agency_operator.apply import ensure
+from agency_operator.kube import JsonDict, Kube, path_for
+from agency_runtime.api.meta import GROUP
+from agency_runtime.api.policy import AgentPolicy
+
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def _meta(run: Mapping[str, Any], name: str, namespace: str, component: str) -> JsonDict:
+    meta: JsonDict = {"name": name, "namespace": namespace, "labels": names.run_labels(run, component)}
+    if namespace == run["metadata"]["namespace"]:
+        meta["ownerReferences"] = [names.owner_reference(run)]
+    else:
+        meta["labels"][names.RUN_NAMESPACE_LABEL] = run["metadata"]["namespace"]
+    return meta
+
+
+def build_service_account(run: Mapping[str, Any]) -> JsonDict:
+    """The run's ServiceAccount. No automounted token: the pod gets an audience-bound projected one."""
+    meta = run["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(run, names.service_account(meta["name"]), meta["namespace"], "identity"),
+        "automountServiceAccountToken": False,
+    }
+
+
+def build_role(run: Mapping[str, Any]) -> JsonDict:
+    """Only the run's own objects: get its AgentRun, get and patch its status, get its run file."""
+    meta = run["metadata"]
+    name = meta["name"]
+    return {
+        "apiVersion": RBAC,
+        "kind": "Role",
+        "metadata": _meta(run, names.role(name), meta["namespace"], "identity"),
+        "rules": [
+            {"apiGroups": [GROUP], "resources": ["agentruns"], "resourceNames": [name], "verbs": ["get"]},
+            {
+                "apiGroups": [GROUP],
+                "resources": ["agentruns/status"],
+                "resourceNames": [name],
+                "verbs": ["get", "patch", "update"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [names.run_file_config_map(name)],
+                "verbs": ["get"],
+            },
+        ],
+    }
+
+
+def _subject(run: Mapping[str, Any]) -> JsonDict:
+    meta = run["metadata"]
+    return {
+        "kind": "ServiceAccount",
+        "name": names.service_account(meta["name"]),
+        "namespace": meta["namespace"],
+    }
+
+
+def build_self_binding(run: Mapping[str, Any]) -> JsonDict:
+    """Binds the generated Role to the run's ServiceAccount."""
+    meta = run["metadata"]
+    return {
+        "apiVersion": RBAC,
+        "kind": "RoleBinding",
+        "metadata": _meta(run, names.self_binding(meta["name"]), meta["namespace"], "identity"),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": names.role(meta["name"]),
+        },
+        "subjects": [_subject(run)],
+    }
+
+
+def build_role_bindings(run: Mapping[str, Any], policy: AgentPolicy) -> list[JsonDict]:
+    """One RoleBinding per ClusterRole the policy allows and per namespace it names (default: the run's)."""
+    meta = run["metadata"]
+    bindings = []
+    for grant in policy.spec.identity.cluster_roles:
+        for namespace in grant.namespaces or [meta["namespace"]]:
+            bindings.append(
+                {
+                    "apiVersion": RBAC,
+                    "kind": "RoleBinding",
+                    "metadata": _meta(
+                        run, names.role_binding(meta["name"], grant.name), namespace, "identity"
+                    ),
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": grant.name,
+                    },
+                    "subjects": [_subject(run)],
+                }
+            )
+    return bindings
+
+
+def build_identity(run: Mapping[str, Any], policy: AgentPolicy) -> list[JsonDict]:
+    """Everything that makes up the run's identity, ServiceAccount first."""
+    return [
+        build_service_account(run),
+        build_role(run),
+        build_self_binding(run),
+        *build_role_bindings(run, policy),
+    ]
+
+
+def ensure_identity(kube: Kube, run: Mapping[str, Any], policy: AgentPolicy) -> list[JsonDict]:
+    """Create whatever part of the identity is missing; returns the objects as they are on the server."""
+    return [ensure(kube, body)[0] for body in build_identity(run, policy)]
+
+
+def revoke_identity(kube: Kube, run: Mapping[str, Any]) -> int:
+    """Delete the run's ServiceAccount, Role and bindings (so its tokens stop working); returns how many went.
+
+    The ServiceAccount goes first: from that moment the API server rejects every token issued for it.
+    Bindings are found by the run's uid label in every namespace, so grants into other namespaces go too.
+    """
+    meta = run["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    deleted = 0
+    deleted += kube.delete(path_for("v1", "serviceaccounts", ns, names.service_account(name)))
+    deleted += kube.delete(path_for(RBAC, "rolebindings", ns, names.self_binding(name)))
+    deleted += kube.delete(path_for(RBAC, "roles", ns, names.role(name)))
+    for binding in kube.list(path_for(RBAC, "rolebindings"), f"{names.RUN_UID_LABEL}={meta['uid']}"):
+        bmeta = binding["metadata"]
+        deleted += kube.delete(path_for(RBAC, "rolebindings", bmeta["namespace"], bmeta["name"]))
+    return deleted

@@ -1,0 +1,161 @@
+"""A small synchronous REST client for the Kubernetes API that speaks plain dicts.
+
+The builders produce dicts and the reconcilers compare dicts, so the client does too: no generated
+model classes between them. Authentication is whatever `kubernetes.config` loads (kubeconfig or the
+in-cluster ServiceAccount, with token refresh), applied to an `httpx.Client` on every request.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+JsonDict = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class KubeError(Exception):
+    """The API server answered with an error status; `status` is the HTTP code, `reason` its Status reason."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API server is and how to trust it; the CA file is also given to local runs."""
+
+    host: str
+    ca_file: Path | None
+
+
+class _ConfigAuth(httpx.Auth):
+    """Adds the bearer token the kubernetes configuration holds now (it refreshes in-cluster tokens)."""
+
+    def __init__(self, configuration: Any) -> None:
+        self.configuration = configuration
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.configuration.get_api_key_with_prefix("authorization")
+        if token:
+            request.headers["Authorization"] = token
+        yield request
+
+
+def path_for(api_version: str, plural: str, namespace: str | None = None, name: str | None = None) -> str:
+    """The REST path of a collection or object: `/api/v1/...` for the core group, `/apis/...` otherwise."""
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if namespace:
+        base += f"/namespaces/{quote(namespace)}"
+    base += f"/{plural}"
+    if name:
+        base += f"/{quote(name)}"
+    return base
+
+
+class Kube:
+    """GET/POST/PATCH/DELETE returning the API server's JSON; errors as `KubeError`."""
+
+    def __init__(self, http: httpx.Client, connection: Connection) -> None:
+        self.http = http
+        self.connection = connection
+
+    @classmethod
+    def from_environment(cls, timeout: float = 30.0) -> Kube:
+        """Log in like kubectl: KUBECONFIG (or ~/.kube/config), else the in-cluster ServiceAccount."""
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_incluster_config(client_configuration=configuration)
+        ca = Path(configuration.ssl_ca_cert) if configuration.ssl_ca_cert else None
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        if configuration.cert_file and configuration.key_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+        http = httpx.Client(
+            base_url=configuration.host,
+            verify=context if configuration.verify_ssl else False,
+            auth=_ConfigAuth(configuration),
+            timeout=timeout,
+        )
+        return cls(http, Connection(host=configuration.host, ca_file=ca))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> JsonDict:
+        headers = {"Content-Type": content_type} if body is not None else {}
+        response = self.http.request(method, path, json=body, params=params, headers=headers)
+        if response.status_code >= 400:
+            try:
+                status = response.json()
+            except ValueError:
+                status = {}
+            raise KubeError(
+                response.status_code, str(status.get("reason", "")), str(status.get("message", response.text))
+            )
+        if not response.content:
+            return {}
+        result: JsonDict = response.json()
+        return result
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonDict:
+        return self.request("GET", path, params=params)
+
+    def get_or_none(self, path: str) -> JsonDict | None:
+        try:
+            return self.get(path)
+        except KubeError as err:
+            if err.not_found:
+                return None
+            raise
+
+    def list(self, path: str, label_selector: str | None = None) -> list[JsonDict]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        items: list[JsonDict] = self.get(path, params=params).get("items", [])
+        return items
+
+    def create(self, path: str, body: JsonDict) -> JsonDict:
+        return self.request("POST", path, body)
+
+    def patch(self, path: str, body: Any, content_type: str = MERGE_PATCH) -> JsonDict:
+        return self.request("PATCH", path, body, content_type=content_type)
+
+    def delete(self, path: str, *, propagation: str = "Background") -> bool:
+        """Delete if present; True if something was deleted. Background: the GC takes the dependents."""
+        try:
+            self.request("DELETE", path, {"propagationPolicy": propagation})
+        except KubeError as err:
+            if err.not_found:
+                return False
+            raise
+        return True

@@ -1,0 +1,91 @@
+"""The permissions the operator uses, as a ClusterRole the Helm chart renders (and tests run under).
+
+Why each rule is there:
+
+- agency.dev objects: watch them, write their status; delete finished AgentRuns after their TTL;
+  `agentruns/finalizers` update because children set `blockOwnerDeletion` on their owner reference.
+- ServiceAccounts, Roles, RoleBindings: create and delete the identity of each run. Creating the
+  generated Role needs no `escalate` because the operator holds everything in it itself (get agentruns,
+  get/patch/update agentruns/status, get configmaps).
+- `bind` on ClusterRoles, only those named here (the ones AgentPolicies may grant): binding a ClusterRole
+  the operator does not hold itself needs `bind` on it; `escalate` is never needed or granted.
+- `serviceaccounts/token` create: the local executor's TokenRequest.
+- Pods, ConfigMaps, NetworkPolicies: a run's Pod, run file and network fence.
+- Secrets get: check a run's model credentials exist before it starts (the local executor also reads
+  the key; a Pod gets it through a secretKeyRef).
+- Events create: refusals and transitions, for `kubectl describe`.
+- Endpoints get: the API server's addresses for run NetworkPolicies.
+- Namespaces list/watch and CRDs list/watch: kopf's namespace and resource discovery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agency_operator.kube import JsonDict
+from agency_runtime.api.meta import GROUP
+
+READ = ["get", "list", "watch"]
+
+
+def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]) -> JsonDict:
+    """The operator's ClusterRole; `bindable_cluster_roles` are the ClusterRoles policies may grant runs."""
+    rules: list[JsonDict] = [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["agents", "agentpolicies", "agentschedules"],
+            "verbs": [*READ, "patch"],
+        },
+        {"apiGroups": [GROUP], "resources": ["agentruns"], "verbs": [*READ, "patch", "create", "delete"]},
+        {
+            "apiGroups": [GROUP],
+            "resources": [
+                "agents/status",
+                "agentpolicies/status",
+                "agentschedules/status",
+                "agentruns/status",
+            ],
+            "verbs": ["get", "patch", "update"],
+        },
+        {"apiGroups": [GROUP], "resources": ["agentruns/finalizers"], "verbs": ["update"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": [*READ, "create", "delete"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["roles", "rolebindings"],
+            "verbs": [*READ, "create", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": [*READ, "create", "delete"]},
+        {
+            "apiGroups": ["networking.k8s.io"],
+            "resources": ["networkpolicies"],
+            "verbs": [*READ, "create", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        },
+    ]
+    if bindable_cluster_roles:
+        rules.append(
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["clusterroles"],
+                "verbs": ["bind"],
+                "resourceNames": sorted(set(bindable_cluster_roles)),
+            }
+        )
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": "agency", "app.kubernetes.io/component": "operator"},
+        },
+        "rules": rules,
+    }

@@ -1,0 +1,149 @@
+"""The Pod that runs one AgentRun.
+
+Pod, not Job: a run is exactly one attempt. A Job's purpose is retrying and replacing pods, and a
+replacement would repeat an agent's tool calls (side effects in the world) under a controller the
+operator does not decide for; `backoffLimit: 0` would leave a Job that adds a second owner, a second
+status to mirror and a second TTL mechanism without adding anything. A bare Pod with
+`restartPolicy: Never`, named after the run, gives the operator one object whose phase is the run's,
+makes a duplicate impossible (a second create is a 409), and the operator's own TTL cleans it with the
+run. Continuing an interrupted run is the runtime's job (its journal), not Kubernetes' restarts.
+
+Security: restricted Pod Security profile (non-root, read-only root filesystem, no privilege
+escalation, no capabilities, RuntimeDefault seccomp), no automounted token; the run's token is
+projected with the policy's audience and lifetime; the model key comes from a `secretKeyRef`, never as
+a literal value in the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agency_operator import names
+from agency_operator.environment import Placement
+from agency_operator.kube import JsonDict
+from agency_operator.settings import Settings
+from agency_runtime.api.agent import Agent
+from agency_runtime.api.policy import AgentPolicy
+from agency_runtime.contract import MODEL_API_KEY, RunEnv
+
+RUN_FILE_DIR = Path("/etc/agency/run")
+TOKEN_DIR = Path("/var/run/secrets/agency.dev/serviceaccount")
+RESULT_FILE = "/dev/termination-log"
+NON_ROOT_UID = 65532
+CONTAINER = "runtime"
+#: Seconds the Pod may outlive the run's wall-clock budget before Kubernetes stops it.
+DEADLINE_GRACE_SECONDS = 60
+
+
+def pod_placement(settings: Settings) -> Placement:
+    """Where the Pod's volumes put the run's inputs."""
+    return Placement(
+        run_file=RUN_FILE_DIR / names.RUN_FILE_KEY,
+        api_server=settings.pod_api_server,
+        ca_file=TOKEN_DIR / "ca.crt",
+        token_file=TOKEN_DIR / "token",
+        journal=settings.pod_journal,
+    )
+
+
+def _token_projection(policy: AgentPolicy) -> JsonDict:
+    identity = policy.spec.identity
+    source: JsonDict = {"path": "token", "expirationSeconds": identity.token_expiration_seconds}
+    if identity.token_audience:
+        source["audience"] = identity.token_audience
+    return {
+        "name": "token",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {"serviceAccountToken": source},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            ],
+        },
+    }
+
+
+def build_env(env: RunEnv, agent: Agent) -> list[JsonDict]:
+    """The container env: RunEnv's variables, the result file, and the model key by reference only."""
+    values = dict(env.to_env())
+    values["AGENCY_RESULT_FILE"] = RESULT_FILE
+    out: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(values.items())]
+    ref = agent.spec.model.credentials_secret_ref
+    if ref is not None:
+        out.append({"name": MODEL_API_KEY, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    return out
+
+
+def build_pod(
+    run: Mapping[str, Any], agent: Agent, policy: AgentPolicy, env: RunEnv, settings: Settings
+) -> JsonDict:
+    """The run's Pod, owned by the run, with the restricted security context and the run's own identity."""
+    meta = run["metadata"]
+    overrides = agent.spec.runtime
+    image = (overrides.image if overrides and overrides.image else None) or settings.runtime_image
+    pull = (overrides.image_pull_policy if overrides and overrides.image_pull_policy else None) or (
+        settings.runtime_image_pull_policy
+    )
+    container: JsonDict = {
+        "name": CONTAINER,
+        "image": image,
+        "imagePullPolicy": pull,
+        "command": list(settings.runtime_command),
+        "env": build_env(env, agent),
+        "terminationMessagePath": RESULT_FILE,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "run-file", "mountPath": str(RUN_FILE_DIR), "readOnly": True},
+            {"name": "token", "mountPath": str(TOKEN_DIR), "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the only writable path
+        ],
+    }
+    if overrides and overrides.resources:
+        container["resources"] = overrides.resources.to_k8s()
+    spec: JsonDict = {
+        "restartPolicy": "Never",
+        "serviceAccountName": names.service_account(meta["name"]),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NON_ROOT_UID,
+            "runAsGroup": NON_ROOT_UID,
+            "fsGroup": NON_ROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "run-file",
+                "configMap": {
+                    "name": names.run_file_config_map(meta["name"]),
+                    "items": [{"key": names.RUN_FILE_KEY, "path": names.RUN_FILE_KEY}],
+                },
+            },
+            _token_projection(policy),
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        ],
+    }
+    if env.budget.max_wall_seconds is not None:
+        spec["activeDeadlineSeconds"] = env.budget.max_wall_seconds + DEADLINE_GRACE_SECONDS
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": names.pod(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": names.run_labels(run, "runtime"),
+            "ownerReferences": [names.owner_reference(run)],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,315 @@
+"""Reconciling one AgentRun: admit it, give it an identity, start it, mirror it, end it, clean it up.
+
+Level-based: every call reads the run afresh and moves it one or more steps towards where it should be,
+so a call triggered by a timer, a Pod event or an operator restart all do the same thing, and a second
+call with nothing new changes nothing. The steps, in order:
+
+1. Admission (until the run starts): resolve the Agent and its AgentPolicy, check model, tools, budget
+   and daily budget, check the model credentials exist. A refusal is a condition and an Event; the run
+   waits (or, for a budget above its policy's, fails: its spec cannot change).
+2. Start: the run's identity (ServiceAccount, Role, bindings), its NetworkPolicy, then the executor
+   (run file and Pod, or a local process). `status.startTime` is written only after all of them exist,
+   so a restarted operator that finds no startTime redoes the (idempotent) start.
+3. Mirror: the executor's observation becomes phase, conditions, steps, usage, trace id and result.
+4. End: the identity is revoked at once; after the TTL the run (and with it every child) is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agency_operator import events, names
+from agency_operator.apply import ensure
+from agency_operator.budget import daily_refusal, usage_today
+from agency_operator.credentials import check_credentials
+from agency_operator.environment import traceparent
+from agency_operator.executors import Executor, Launch, Observation, Progress
+from agency_operator.identity import ensure_identity, revoke_identity
+from agency_operator.kube import JsonDict, Kube, path_for
+from agency_operator.metrics import Metrics
+from agency_operator.netpol import build_network_policy
+from agency_operator.resolve import Refusal, check_agent, policy_for, run_budget
+from agency_operator.runfile import build_run_file
+from agency_operator.settings import Settings
+from agency_operator.status import StatusDraft, phase_of, ready, result_fields, timestamp
+from agency_runtime.api.agent import Agent
+from agency_runtime.api.common import RunPhase
+from agency_runtime.api.meta import API_VERSION
+from agency_runtime.api.policy import AgentPolicy
+from agency_runtime.api.run import AgentRun
+
+ADMITTED = "Admitted"
+CREDENTIALS = "CredentialsReady"
+IDENTITY = "IdentityReady"
+
+
+@dataclass
+class Context:
+    """What every reconcile needs; one per operator process, kept in kopf's memo."""
+
+    kube: Kube
+    settings: Settings
+    executor: Executor
+    metrics: Metrics
+    api_endpoints: Sequence[tuple[str, int]] = ()
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, key: str) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(key, threading.Lock())
+
+
+def runs_path(namespace: str, name: str | None = None) -> str:
+    return path_for(API_VERSION, "agentruns", namespace, name)
+
+
+def crash_point(settings: Settings, step: str) -> None:
+    """Test hook: die here, as abruptly as a node failure, when the integration test asks for it."""
+    if settings.test_crash_after == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True)
+class Admission:
+    agent: Agent
+    policy: AgentPolicy
+    launch: Launch
+
+
+def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
+    """Bring one run a step closer to its desired state (safe to call any time, from any trigger).
+
+    Returns the refusal the run waits on (missing agent, policy, credentials, daily budget), if any.
+    """
+    with ctx.metrics.reconciling("AgentRun"), ctx.lock(f"{namespace}/{name}"):
+        body = ctx.kube.get_or_none(runs_path(namespace, name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        run = AgentRun.from_k8s(body)
+        draft = StatusDraft(body.get("status"), body["metadata"].get("generation"))
+        before = draft.get("phase")
+        try:
+            return _reconcile(ctx, body, run, draft)
+        finally:
+            _write(ctx, body, run, draft, before)
+
+
+def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, before: str | None) -> None:
+    patch = draft.patch()
+    meta = body["metadata"]
+    if patch is not None:
+        ctx.kube.patch(runs_path(meta["namespace"], meta["name"]) + "/status", {"status": patch})
+    for _type, status, reason, message in draft.transitions:
+        kind = (
+            "Warning"
+            if status == "False" and reason not in ("Revoked", "Succeeded", "Starting")
+            else "Normal"
+        )
+        events.post(ctx.kube, body, kind, reason, message)
+    after = draft.get("phase")
+    if after != before and after is not None:
+        ctx.metrics.run_entered(meta["namespace"], run.spec.agent_ref.name, after)
+
+
+def _reconcile(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> Refusal | None:
+    if run.status.phase is not None and run.status.phase.finished:
+        _housekeeping(ctx, body, run, draft)
+        return None
+    if draft.get("phase") is None:
+        draft.set(phase=RunPhase.PENDING.value)
+    if draft.get("startTime") is None:
+        admission = _admit(ctx, body, run, draft)
+        if isinstance(admission, Refusal):
+            return None if admission.permanent else admission
+        _start(ctx, admission, draft)
+    _mirror(ctx, body, run, draft, ctx.executor.observe(body))
+    return None
+
+
+def _refuse(draft: StatusDraft, type_: str, refusal: Refusal) -> Refusal:
+    draft.condition(type_, False, refusal.reason, refusal.message)
+    ready(draft, False, refusal.reason, refusal.message)
+    if refusal.permanent:
+        draft.set(phase=RunPhase.FAILED.value, completionTime=timestamp(datetime.now(UTC)))
+    return refusal
+
+
+def _admit(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> Admission | Refusal:
+    """The agent, policy and launch of a run that may start now, or why not (with conditions set)."""
+    kube, ns = ctx.kube, run.metadata.namespace or ""
+    agent_name = run.spec.agent_ref.name
+    agent_body = kube.get_or_none(path_for(API_VERSION, "agents", ns, agent_name))
+    if agent_body is None:
+        return _refuse(
+            draft,
+            ADMITTED,
+            Refusal(
+                "AgentNotFound",
+                f"AgentRun {run.metadata.name} runs Agent {agent_name} (spec.agentRef.name), which does "
+                f"not exist in namespace {ns}; the run waits until it does.",
+            ),
+        )
+    agent = Agent.from_k8s(agent_body)
+    policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", ns))]
+    policy = policy_for(agent, policies)
+    if isinstance(policy, Refusal):
+        return _refuse(draft, ADMITTED, policy)
+    refusal = check_agent(agent, policy)
+    budget = run_budget(run, policy)
+    if refusal is None and isinstance(budget, Refusal):
+        refusal = budget
+    if refusal is None and policy.spec.budgets.per_agent_daily is not None:
+        runs = [AgentRun.from_k8s(r) for r in kube.list(runs_path(ns))]
+        used = usage_today(runs, agent_name, datetime.now(UTC), exclude=run.metadata.name)
+        refusal = daily_refusal(agent_name, policy.metadata.name, policy.spec.budgets.per_agent_daily, used)
+    if refusal is not None:
+        return _refuse(draft, ADMITTED, refusal)
+    if isinstance(budget, Refusal):  # unreachable: a budget refusal is the refusal above
+        return _refuse(draft, ADMITTED, budget)
+    draft.condition(
+        ADMITTED, True, "Admitted", f"Agent {agent_name} is governed by AgentPolicy {policy.metadata.name}."
+    )
+    draft.set(boundPolicyRef={"name": policy.metadata.name})
+    missing = check_credentials(kube, agent)
+    if missing is not None:
+        return _refuse(draft, CREDENTIALS, missing)
+    draft.condition(CREDENTIALS, True, "Found", "The model credentials exist.")
+    parent_trace = None
+    if run.spec.parent_run_ref is not None:
+        parent = kube.get_or_none(runs_path(ns, run.spec.parent_run_ref.name))
+        parent_trace = ((parent or {}).get("status") or {}).get("traceId")
+    launch = Launch(
+        body=body,
+        run=run,
+        agent=agent,
+        policy=policy,
+        budget=budget,
+        run_file=build_run_file(run, agent, policy),
+        trace_parent=traceparent(run, parent_trace),
+    )
+    return Admission(agent, policy, launch)
+
+
+def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> None:
+    body, policy = admission.launch.body, admission.policy
+    ensure_identity(ctx.kube, body, policy)
+    crash_point(ctx.settings, "serviceaccount")
+    ensure(
+        ctx.kube,
+        build_network_policy(
+            body,
+            admission.agent,
+            policy,
+            otlp_endpoint=ctx.settings.otlp_endpoint,
+            api_endpoints=ctx.api_endpoints,
+        ),
+    )
+    grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
+    draft.condition(
+        IDENTITY,
+        True,
+        "Bound",
+        f"ServiceAccount {names.service_account(body['metadata']['name'])} with its own Role; "
+        f"ClusterRoles from AgentPolicy {policy.metadata.name}: {grants}.",
+    )
+    ctx.executor.start(admission.launch)
+    crash_point(ctx.settings, "start")
+    draft.set(startTime=timestamp(datetime.now(UTC)))
+
+
+def _mirror(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, seen: Observation) -> None:
+    if seen.progress is Progress.PENDING:
+        ready(draft, False, "Starting", seen.detail or "The runtime is starting.")
+        return
+    if seen.progress is Progress.RUNNING:
+        if draft.get("phase") != RunPhase.WAITING_FOR_APPROVAL.value:
+            draft.set(phase=RunPhase.RUNNING.value)
+        ready(draft, True, "Running", "The runtime is running.")
+        return
+    if seen.progress is Progress.ABSENT:
+        phase, message = RunPhase.FAILED, "The run's runtime disappeared (its Pod or process was removed)."
+        reason = "RuntimeLost"
+    else:
+        phase = phase_of(seen.result)
+        result = seen.result or {}
+        if seen.result is not None:
+            draft.set(**result_fields(seen.result))
+        reason = str(result.get("reason") or phase.value)
+        message = str(result.get("message") or seen.detail or f"The run ended: {phase.value}.")
+        if seen.result is None and seen.exit_code is not None:
+            message = f"The runtime exited with code {seen.exit_code} without a result. {seen.detail}".strip()
+            reason = "RuntimeFailed"
+    draft.set(phase=phase.value, completionTime=timestamp(datetime.now(UTC)))
+    ready(draft, phase is RunPhase.SUCCEEDED, _reason(reason), message)
+    usage = draft.get("usage") or {}
+    ctx.metrics.run_used(
+        run.metadata.namespace or "",
+        run.spec.agent_ref.name,
+        int(usage.get("inputTokens", 0)),
+        int(usage.get("outputTokens", 0)),
+        float(usage.get("costUSD", 0.0)),
+    )
+    _revoke(ctx, body, draft)
+
+
+def _reason(text: str) -> str:
+    """A CamelCase condition reason from what the runtime said (it may send any word)."""
+    cleaned = "".join(
+        part[:1].upper() + part[1:] for part in text.replace("-", " ").replace("_", " ").split()
+    )
+    cleaned = "".join(ch for ch in cleaned if ch.isalnum())
+    return cleaned if cleaned[:1].isalpha() else "Finished"
+
+
+def _revoke(ctx: Context, body: JsonDict, draft: StatusDraft) -> None:
+    if draft.condition_reason(IDENTITY) == "Revoked":
+        return
+    revoke_identity(ctx.kube, body)
+    draft.condition(
+        IDENTITY,
+        False,
+        "Revoked",
+        "The run ended: its ServiceAccount and bindings are deleted, its tokens rejected.",
+    )
+
+
+def _ttl(ctx: Context, run: AgentRun) -> int:
+    if run.spec.ttl_seconds_after_finished is not None:
+        return run.spec.ttl_seconds_after_finished
+    if run.status.bound_policy_ref is not None:
+        policy = ctx.kube.get_or_none(
+            path_for(API_VERSION, "agentpolicies", run.metadata.namespace, run.status.bound_policy_ref.name)
+        )
+        if policy is not None:
+            return AgentPolicy.from_k8s(policy).spec.ttl_seconds_after_finished
+    return ctx.settings.finished_run_ttl_seconds
+
+
+def _housekeeping(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> None:
+    """A finished run: make sure its identity is gone, and delete it once its TTL has passed."""
+    if draft.condition_reason(IDENTITY) is not None:
+        _revoke(ctx, body, draft)
+    finished = _parse_time(draft.get("completionTime")) or run.metadata.creation_timestamp
+    if finished is None:
+        return
+    if datetime.now(UTC) >= finished + timedelta(seconds=_ttl(ctx, run)):
+        ctx.kube.delete(runs_path(run.metadata.namespace or "", run.metadata.name))
+
+
+def forget_run(ctx: Context, body: Mapping[str, Any]) -> None:
+    """A run was deleted: stop its process and remove bindings the garbage collector cannot reach."""
+    ctx.executor.stop(body)
+    revoke_identity(ctx.kube, body)
+    with ctx.guard:
+        ctx.locks.pop(f"{body['metadata']['namespace']}/{body['metadata']['name']}", None)

@@ -1,0 +1,138 @@
+"""The operator's settings, read once from the environment when it starts.
+
+Every knob is an `AGENCY_*` variable so the Helm chart sets them as plain env; `Settings.from_env` is
+called once (in `__main__`, before the handlers are registered, because timer intervals are handler
+arguments) and the same object is put into kopf's `memo` by the startup handler.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class ExecutorKind(StrEnum):
+    """Where a run's runtime process lives."""
+
+    POD = "pod"
+    LOCAL = "local"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the operator cannot use; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the operator is configured with; see `from_env` for the variable of each field."""
+
+    executor: ExecutorKind = ExecutorKind.POD
+    runtime_image: str = "ghcr.io/agency-dev/agency-runtime:0.1.0"
+    runtime_image_pull_policy: str = "IfNotPresent"
+    #: The command a run executes: in the Pod's container, or (local executor) as a process.
+    runtime_command: tuple[str, ...] = ("python", "-m", "agency_runtime")
+    otlp_endpoint: str | None = None
+    #: Namespaces to watch; empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
+    #: Keep finished runs this long when neither the run nor its policy says otherwise.
+    finished_run_ttl_seconds: int = 7 * 24 * 3600
+    #: Lifetime of a run's token when its policy does not say (the policy's default is 3600).
+    token_ttl_seconds: int = 3600
+    #: How often unfinished objects are reconciled again regardless of events (level-based safety net).
+    resync_seconds: float = 10.0
+    #: Server-side watch and client-side read timeouts (kopf issue 1120: without them a watch can hang).
+    watch_server_timeout_seconds: int = 300
+    watch_client_timeout_seconds: int = 330
+    metrics_port: int = 9090
+    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    #: Where the local executor keeps each run's files (run file, token, result, log).
+    local_workdir: Path = field(default_factory=lambda: Path("/tmp/agency-runs"))  # noqa: S108
+    #: The API server address runs use: in-cluster name for pods; local processes use the operator's own.
+    pod_api_server: str = "https://kubernetes.default.svc"
+    #: Journal location inside a run Pod (the runtime supports `file:<dir>`; /tmp is an emptyDir).
+    pod_journal: str = "file:/tmp/agency-journal"
+    #: CIDRs of the Kubernetes API endpoints that run NetworkPolicies allow; empty means read them from
+    #: the `kubernetes` Endpoints in `default` at startup.
+    api_server_cidrs: tuple[str, ...] = ()
+    #: Test hook (integration tests only): SIGKILL the operator right after it has ensured this step.
+    test_crash_after: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `AGENCY_*` variables; unset ones keep the defaults above."""
+        env = os.environ if env is None else env
+        raw_executor = env.get("AGENCY_EXECUTOR", "pod") or "pod"
+        try:
+            executor = ExecutorKind(raw_executor)
+        except ValueError:
+            raise SettingsError(f"AGENCY_EXECUTOR={raw_executor!r}: use pod or local") from None
+        command = tuple(env.get("AGENCY_RUNTIME_COMMAND", "").split())
+        if not command:
+            # A local process runs with the operator's own interpreter, where agency_runtime is installed.
+            command = (
+                (sys.executable, "-m", "agency_runtime")
+                if executor is ExecutorKind.LOCAL
+                else cls.runtime_command
+            )
+        defaults = cls()
+        return cls(
+            executor=executor,
+            runtime_image=env.get("AGENCY_RUNTIME_IMAGE") or defaults.runtime_image,
+            runtime_image_pull_policy=env.get("AGENCY_RUNTIME_IMAGE_PULL_POLICY")
+            or defaults.runtime_image_pull_policy,
+            runtime_command=command,
+            otlp_endpoint=env.get("AGENCY_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            namespaces=_list(env, "AGENCY_NAMESPACES"),
+            finished_run_ttl_seconds=_int(
+                env, "AGENCY_FINISHED_RUN_TTL_SECONDS", defaults.finished_run_ttl_seconds
+            ),
+            token_ttl_seconds=_int(env, "AGENCY_TOKEN_TTL_SECONDS", defaults.token_ttl_seconds, 600),
+            resync_seconds=_float(env, "AGENCY_RESYNC_SECONDS", defaults.resync_seconds),
+            watch_server_timeout_seconds=_int(
+                env, "AGENCY_WATCH_SERVER_TIMEOUT_SECONDS", defaults.watch_server_timeout_seconds, 1
+            ),
+            watch_client_timeout_seconds=_int(
+                env, "AGENCY_WATCH_CLIENT_TIMEOUT_SECONDS", defaults.watch_client_timeout_seconds, 1
+            ),
+            metrics_port=_int(env, "AGENCY_METRICS_PORT", defaults.metrics_port),
+            liveness_endpoint=env.get("AGENCY_LIVENESS_ENDPOINT") or defaults.liveness_endpoint,
+            local_workdir=Path(env.get("AGENCY_LOCAL_WORKDIR") or defaults.local_workdir),
+            pod_api_server=env.get("AGENCY_POD_API_SERVER") or defaults.pod_api_server,
+            pod_journal=env.get("AGENCY_POD_JOURNAL") or defaults.pod_journal,
+            api_server_cidrs=_list(env, "AGENCY_API_SERVER_CIDRS"),
+            test_crash_after=env.get("AGENCY_TEST_CRASH_AFTER") or None,
+        )

@@ -1,0 +1,50 @@
+"""A stand-in for `python -m agency_runtime` that the operator's tests start through the local executor.
+
+It reads the same contract the real runtime reads (the environment and the run file), records the
+environment it was given (`env.json` in its working folder, for tests to assert), then behaves as the
+run's input says — a JSON object:
+
+- `{"wait": true}`: wait until a file named `release` appears in the working folder;
+- `{"phase": "Succeeded", "steps": 2, "usage": {...}, "result": "..."}`: the final result to report;
+- `{"exit": 3}`: exit with that code without reporting a result.
+
+The final result goes, like the real runtime's, to stdout and to AGENCY_RESULT_FILE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    folder = Path.cwd()
+    (folder / "env.json").write_text(json.dumps(dict(os.environ), sort_keys=True))
+    run = json.loads(Path(os.environ["AGENCY_RUN_FILE"]).read_text())
+    ask = json.loads(run["input"] or "{}")
+    if ask.get("wait"):
+        deadline = time.monotonic() + 300
+        while not (folder / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if "exit" in ask:
+        return int(ask["exit"])
+    result = {
+        "phase": ask.get("phase", "Succeeded"),
+        "reason": ask.get("reason", "Completed"),
+        "message": ask.get("message", "done"),
+        "result": ask.get("result", "ok"),
+        "steps": ask.get("steps", 1),
+        "usage": ask.get("usage", {"inputTokens": 10, "outputTokens": 5, "costUSD": 0.001}),
+        "traceId": ask.get("traceId", "0123456789abcdef0123456789abcdef"),
+    }
+    line = json.dumps(result, sort_keys=True)
+    print(line, flush=True)
+    Path(os.environ["AGENCY_RESULT_FILE"]).write_text(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
