@@ -33,6 +33,10 @@ from agency_runtime.api.schedule import AgentSchedule
 MAX_REQUEUE_SECONDS = 300.0
 
 
+#: status.active holds at most this many names (the API's bound).
+MAX_ACTIVE_LISTED = 100
+
+
 @dataclass(frozen=True)
 class Event:
     """A Kubernetes Event to post on the schedule."""
@@ -104,7 +108,7 @@ def plan_cron_step(schedule: AgentSchedule, runs: Sequence[Mapping[str, Any]], n
     prune = tuple(
         runs_to_delete(finished, spec.successful_runs_history_limit, spec.failed_runs_history_limit)
     )
-    status["active"] = [{"name": name} for name in active]
+    status["active"] = [{"name": name} for name in active[:MAX_ACTIVE_LISTED]]
     status["nextScheduleTime"] = _rfc3339(decision.next_slot) if decision.next_slot else None
     success = _last_success(runs, schedule.status.last_successful_time)
     if success is not None:
