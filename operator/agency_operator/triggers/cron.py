@@ -115,6 +115,9 @@ class SlotOutcome(StrEnum):
     """spec.suspend is true."""
     NO_CRON = "NoCron"
     """The schedule has no spec.cron (signals only)."""
+    INVALID = "Invalid"
+    """The cron expression never fires or the time zone is unknown; `message` says which. (The API server
+    and the operator's admission checks should refuse these; this keeps the scheduler from crashing.)"""
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,18 @@ def due_slot(schedule: AgentSchedule, now: datetime) -> SlotDecision:
     now = _aware(now)
     if spec.cron is None:
         return SlotDecision(SlotOutcome.NO_CRON, None, 0, False, None, "the schedule has no cron")
-    cron, zone = spec.cron, _zone(spec.time_zone)
-    upcoming = next_slot_after(cron, spec.time_zone, now)
+    try:
+        cron, zone = spec.cron, _zone(spec.time_zone)
+        upcoming = next_slot_after(cron, spec.time_zone, now)
+    except (ValueError, KeyError) as error:  # CroniterError is a ValueError, ZoneInfoNotFoundError a KeyError
+        return SlotDecision(
+            SlotOutcome.INVALID,
+            None,
+            0,
+            False,
+            None,
+            f"cron {spec.cron!r} in {spec.time_zone or 'UTC'}: {error}",
+        )
     if spec.suspend:
         return SlotDecision(SlotOutcome.SUSPENDED, None, 0, False, upcoming, "the schedule is suspended")
 

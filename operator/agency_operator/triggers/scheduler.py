@@ -100,6 +100,8 @@ def plan_cron_step(schedule: AgentSchedule, runs: Sequence[Mapping[str, Any]], n
         if decision.missed:
             events.append(Event("Warning", "MissedSlots", decision.message))
         status["lastScheduleTime"] = _rfc3339(decision.slot)
+    elif decision.outcome == SlotOutcome.INVALID:
+        events.append(Event("Warning", "InvalidCron", decision.message))
     elif decision.outcome == SlotOutcome.MISSED_DEADLINE and decision.slot is not None:
         events.append(Event("Warning", "MissedDeadline", decision.message))
         status["lastScheduleTime"] = _rfc3339(decision.slot)

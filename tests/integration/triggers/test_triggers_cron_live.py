@@ -112,7 +112,7 @@ def test_every_minute_schedule_creates_exactly_one_run_per_minute_across_a_resta
     start = created.replace(second=0, microsecond=0) + timedelta(minutes=1)
     with testbed.http() as api:
         first, second = Replica(api, namespace, "minutely"), Replica(api, namespace, "minutely")
-        for tick in range(1, 7):  # 09:00:20 .. 09:02:00 relative: three minutes, every 20 s, both replicas
+        for tick in range(1, 7):  # every 20 s for two minutes after the first slot, both replicas stepping
             now = start + timedelta(seconds=20 * tick)
             first.step(now, crash_before_status=tick == 3)  # one crash between create and status
             second.step(now + timedelta(seconds=1))

@@ -17,16 +17,8 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from agency_operator.triggers.signals.app import bound_port, build_app, serve
-from agency_operator.triggers.signals.dispatch import SignalDispatcher
-from agency_operator.triggers.signals.kube import (
-    DEFAULT_AUDIENCE,
-    KubeAccessReviewer,
-    KubeRunCreator,
-    KubeScheduleIndex,
-    KubeTokenReviewer,
-    async_client,
-)
+from agency_operator.triggers.signals.app import bound_port, serve
+from agency_operator.triggers.signals.kube import DEFAULT_AUDIENCE, async_client, build_kube_app
 from agency_operator.triggers.signals.metrics import SignalMetrics
 from agency_testbed.cluster import Kubectl, Testbed
 from agency_testbed.procs import wait_until
@@ -54,12 +46,8 @@ class LiveEndpoint:
 
     async def _start(self) -> None:
         client = self._client = async_client(kubeconfig=str(self._testbed.kubeconfig))
-        app = build_app(
-            tokens=KubeTokenReviewer(client, DEFAULT_AUDIENCE),
-            access=KubeAccessReviewer(client),
-            dispatcher=SignalDispatcher(KubeScheduleIndex(client), KubeRunCreator(client)),
-            max_bytes=MAX_BYTES,
-            metrics=SignalMetrics(self.registry),
+        app = build_kube_app(
+            client, audience=DEFAULT_AUDIENCE, max_bytes=MAX_BYTES, metrics=SignalMetrics(self.registry)
         )
         self._runner = await serve(app, host="127.0.0.1", port=0)
         self.url = f"http://127.0.0.1:{bound_port(self._runner)}"

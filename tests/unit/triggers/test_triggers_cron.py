@@ -278,3 +278,18 @@ def test_a_run_that_already_exists_is_neither_recreated_nor_replaced() -> None:
     decision = decide_concurrency(ConcurrencyPolicy.REPLACE, ["report-101"], "report-101")
     assert not decision.create
     assert decision.delete == ()
+
+
+def test_a_cron_that_never_fires_is_reported_not_raised() -> None:
+    decision = due_slot(schedule(cron="0 0 31 2 *"), T0 + timedelta(minutes=1))
+    assert decision.outcome == SlotOutcome.INVALID
+    assert "0 0 31 2 *" in decision.message
+    assert decision.requeue_after(T0) is None
+
+
+def test_an_unknown_time_zone_is_reported_not_raised() -> None:
+    obj = schedule()
+    obj.spec.time_zone = "Mars/Olympus_Mons"  # the API refuses this; an old object might still hold it
+    decision = due_slot(obj, T0 + timedelta(minutes=1))
+    assert decision.outcome == SlotOutcome.INVALID
+    assert "Mars/Olympus_Mons" in decision.message

@@ -25,11 +25,16 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 import httpx
+from aiohttp import web
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 from pydantic import ValidationError
 
 from agency_operator.triggers.history import SCHEDULE_LABEL, active_run_names
+from agency_operator.triggers.signals.app import DEFAULT_MAX_BYTES, build_app
+from agency_operator.triggers.signals.dispatch import SignalDispatcher
+from agency_operator.triggers.signals.matching import ThresholdWindows
+from agency_operator.triggers.signals.metrics import SignalMetrics
 from agency_operator.triggers.signals.ports import Caller, KubernetesUnavailable
 from agency_runtime.api.meta import API_VERSION, JsonObject
 from agency_runtime.api.schedule import AgentSchedule
@@ -223,3 +228,23 @@ class KubeRunCreator:
         )
         if response.status_code != httpx.codes.NOT_FOUND:
             response.raise_for_status()
+
+
+def build_kube_app(
+    client: httpx.AsyncClient,
+    *,
+    audience: str = DEFAULT_AUDIENCE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    metrics: SignalMetrics | None = None,
+    windows: ThresholdWindows | None = None,
+) -> web.Application:
+    """The signal endpoint wired to the API server through `client` (see `async_client`): what the
+    operator serves. Keep one app (and so one set of threshold windows) per process."""
+    dispatcher = SignalDispatcher(KubeScheduleIndex(client), KubeRunCreator(client), windows=windows)
+    return build_app(
+        tokens=KubeTokenReviewer(client, audience),
+        access=KubeAccessReviewer(client),
+        dispatcher=dispatcher,
+        max_bytes=max_bytes,
+        metrics=metrics,
+    )
