@@ -175,6 +175,8 @@ def test_a_significant_event_creates_one_run_and_redeliveries_create_nothing_new
     assert run["spec"]["trigger"]["signal"]["id"] == "reading-1"
     assert run["metadata"]["labels"]["agency.dev/schedule"] == "coldchain"
     assert run["metadata"]["ownerReferences"][0]["kind"] == "AgentSchedule"
+    schedule = json.loads(kubectl("get", "agentschedule", "coldchain", "-n", coldchain, "-o", "json").stdout)
+    assert schedule["status"]["lastSignalTime"]
 
 
 def test_an_insignificant_event_creates_no_run(

@@ -222,3 +222,13 @@ def test_a_threshold_trigger_starts_a_run_only_on_the_nth_event_in_the_window() 
     assert len(runs.runs) == 1
     # The event that fired, delivered again, finds its run instead of counting towards the next one.
     assert asyncio.run(d.dispatch("ops", hot(9.5, "e2")))[0].outcome == Outcome.EXISTS
+
+
+def test_a_matching_event_records_when_it_arrived_and_an_unrelated_one_does_not() -> None:
+    arrived = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    index = FakeSchedules({"ops": [schedule()]})
+    d = SignalDispatcher(index, FakeRuns(), clock=Clock(), wall_clock=lambda: arrived)
+    asyncio.run(d.dispatch("ops", Signal(id="x", source="/billing", type="com.example.billing.invoice")))
+    assert index.signal_times == {}
+    asyncio.run(d.dispatch("ops", hot(4.0)))  # matches the trigger, though not significant
+    assert index.signal_times == {("ops", "coldchain"): arrived}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from agency_operator.triggers.history import SCHEDULE_LABEL
@@ -35,8 +36,13 @@ class FakeAccess:
 class FakeSchedules:
     by_namespace: dict[str, list[AgentSchedule]] = field(default_factory=dict)
 
+    signal_times: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
     async def schedules(self, namespace: str) -> Sequence[AgentSchedule]:
         return self.by_namespace.get(namespace, [])
+
+    async def record_signal(self, namespace: str, schedule: str, at: datetime) -> None:
+        self.signal_times[(namespace, schedule)] = at
 
 
 @dataclass

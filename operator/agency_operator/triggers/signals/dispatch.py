@@ -98,8 +98,20 @@ class SignalDispatcher:
         happened there. Schedules whose triggers do not match are not mentioned."""
         results: list[TriggerResult] = []
         for schedule in await self._schedules.schedules(namespace):
-            results.extend(await self._one_schedule(namespace, schedule, signal))
+            found = await self._one_schedule(namespace, schedule, signal)
+            if found:
+                await self._record(namespace, schedule.metadata.name)
+            results.extend(found)
         return results
+
+    async def _record(self, namespace: str, schedule: str) -> None:
+        """Best effort: status.lastSignalTime is for people reading the schedule; the run matters more."""
+        try:
+            await self._schedules.record_signal(namespace, schedule, self._wall_clock())
+        except Exception as error:
+            log.warning(
+                "AgentSchedule %s/%s: could not record lastSignalTime: %s", namespace, schedule, error
+            )
 
     async def _one_schedule(
         self, namespace: str, schedule: AgentSchedule, signal: Signal

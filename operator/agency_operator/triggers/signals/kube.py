@@ -22,6 +22,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Generator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -189,6 +190,18 @@ class KubeScheduleIndex:
             if schedule.spec.signals:
                 found.append(schedule)
         return found
+
+    async def record_signal(self, namespace: str, schedule: str, at: datetime) -> None:
+        stamp = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        response = await _call(
+            self._client,
+            "PATCH",
+            f"/apis/{API_VERSION}/namespaces/{namespace}/agentschedules/{schedule}/status",
+            json={"status": {"lastSignalTime": stamp}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        if response.status_code != httpx.codes.NOT_FOUND:  # deleted meanwhile: nothing to record
+            response.raise_for_status()
 
 
 class KubeRunCreator:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from agency_runtime.api.meta import JsonObject
@@ -45,6 +46,10 @@ class AccessReviewer(Protocol):
 class ScheduleIndex(Protocol):
     async def schedules(self, namespace: str) -> Sequence[AgentSchedule]:
         """The AgentSchedules of a namespace that have signal triggers (others may be included)."""
+        ...
+
+    async def record_signal(self, namespace: str, schedule: str, at: datetime) -> None:
+        """Set the schedule's status.lastSignalTime: a matching event arrived at `at`."""
         ...
 
 
