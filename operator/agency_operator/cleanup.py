@@ -7,6 +7,8 @@ at startup removes bindings whose run (by namespace, name and uid) no longer exi
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from agency_operator import names
 from agency_operator.kube import Kube, path_for
 from agency_operator.settings import Settings
@@ -29,7 +31,8 @@ def sweep_orphans(kube: Kube) -> int:
 
 
 def api_endpoints(kube: Kube, settings: Settings) -> list[tuple[str, int]]:
-    """Addresses runs use to reach the API server: from settings, else the `kubernetes` Endpoints."""
+    """Addresses runs use to reach the API server: from settings, else the `kubernetes` Endpoints, else the
+    address the operator itself uses (API servers do not publish loopback addresses as endpoints)."""
     if settings.api_server_cidrs:
         return [(cidr, 443) for cidr in settings.api_server_cidrs]
     endpoints = kube.get_or_none(path_for("v1", "endpoints", "default", "kubernetes")) or {}
@@ -38,4 +41,8 @@ def api_endpoints(kube: Kube, settings: Settings) -> list[tuple[str, int]]:
         ports = [p["port"] for p in subset.get("ports", []) if "port" in p] or [443]
         for address in subset.get("addresses", []):
             found.extend((address["ip"], port) for port in ports)
+    if not found:
+        own = urlsplit(kube.connection.host)
+        if own.hostname:
+            found.append((own.hostname, own.port or 443))
     return found
