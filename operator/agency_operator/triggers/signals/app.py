@@ -59,6 +59,19 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DISPATCHER: web.AppKey[SignalDispatcher] = web.AppKey("dispatcher", SignalDispatcher)
 
 
+#: The outcome label of agency_signals_total for each status the endpoint answers with (one per status).
+OUTCOME_BY_STATUS = {
+    202: "accepted",
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    413: "oversized",
+    415: "unsupported_media_type",
+    500: "error",
+    503: "unavailable",
+}
+
+
 def _refusal(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": error, "message": message}, status=status, headers=headers)
 
@@ -76,7 +89,7 @@ def build_app(
 
     async def receive(request: web.Request) -> web.Response:
         response = await _receive(request)
-        counters.requests.labels(outcome=response.headers.get("X-Agency-Outcome", "accepted")).inc()
+        counters.requests.labels(outcome=OUTCOME_BY_STATUS.get(response.status, "error")).inc()
         return response
 
     async def _receive(request: web.Request) -> web.Response:
@@ -100,7 +113,6 @@ def build_app(
                     "forbidden",
                     f"{caller.username} may not create signals.agency.dev in namespace {namespace}: "
                     "bind a Role granting verb 'create' on resource 'signals' in API group 'agency.dev'",
-                    {"X-Agency-Outcome": "forbidden"},
                 )
             try:
                 body = await request.read()
@@ -116,11 +128,11 @@ def build_app(
                 503,
                 "unavailable",
                 "the Kubernetes API could not be reached; retry later",
-                {"X-Agency-Outcome": "unavailable", "Retry-After": "5"},
+                {"Retry-After": "5"},
             )
         except Exception:  # a bug or an unexpected API answer: the sender gets a 500, the log the detail
             log.exception("signal endpoint: failed to handle an event for namespace %s", namespace)
-            return _refusal(500, "error", "the event could not be handled", {"X-Agency-Outcome": "error"})
+            return _refusal(500, "error", "the event could not be handled")
         for result in results:
             counters.triggers.labels(outcome=result.outcome.value).inc()
         runs = sorted({r.run for r in results if r.run is not None})
@@ -147,24 +159,17 @@ def build_app(
 
 
 def _rejected(rejected: SignalRejected) -> web.Response:
-    return _refusal(
-        rejected.status, rejected.outcome, rejected.message, {"X-Agency-Outcome": rejected.outcome}
-    )
+    return _refusal(rejected.status, rejected.outcome, rejected.message)
 
 
 def _unauthenticated(message: str) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="agency.dev/signals"', "X-Agency-Outcome": "unauthenticated"}
+    headers = {"WWW-Authenticate": 'Bearer realm="agency.dev/signals"'}
     return _refusal(401, "unauthenticated", message, headers)
 
 
 def _oversized(length: int | None, limit: int) -> web.Response:
     size = f"{length} bytes" if length is not None else "the body"
-    return _refusal(
-        413,
-        "oversized",
-        f"{size} exceeds the limit of {limit} bytes per event",
-        {"X-Agency-Outcome": "oversized"},
-    )
+    return _refusal(413, "oversized", f"{size} exceeds the limit of {limit} bytes per event")
 
 
 async def serve(
