@@ -61,13 +61,6 @@ def load_policy(path: Path) -> AgentPolicySpec:
         raise CliError(f"{path} is not a valid AgentPolicy:\n{err}") from None
 
 
-def policy_budget(policy: AgentPolicySpec | None) -> Budget:
-    if policy is None:
-        return Budget()
-    per_run = policy.budgets.per_run
-    return Budget(per_run.max_tokens, per_run.max_cost_usd, per_run.max_steps, per_run.max_wall_seconds)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agency", description="Agency: run AI agents as governed workloads."
@@ -89,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from agency_runtime.process import run_process
+    from agency_runtime.process import policy_budget, run_process
 
     name, spec = load_agent(args.file)
     policy = load_policy(args.policy) if args.policy else None

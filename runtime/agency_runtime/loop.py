@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import Status, StatusCode
+
 from agency_runtime.api.common import Risk, RunPhase
 from agency_runtime.budget import BudgetExceeded, Meter, Prices, Usage
 from agency_runtime.contract import Budget
@@ -37,7 +39,7 @@ from agency_runtime.tools.base import JsonDict, Tool, ToolContext, ToolError, To
 from agency_runtime.tools.gate import Decision, GateResult, decide
 from agency_runtime.tools.memory import MemoryStore
 from agency_runtime.tools.registry import ToolRegistry
-from agency_runtime.tracing import Telemetry, trace_id_of
+from agency_runtime.tracing import Telemetry, trace_id_of, traceparent_of
 
 NO_PLAN = (
     "No plan yet. For a task of more than one step, write one with update_plan first, and revise it as "
@@ -144,20 +146,30 @@ def run_agent(ctx: RunContext) -> RunResult:
     replay = Replay.of(ctx.journal.open())
     if replay.finished is not None:
         return RunResult.from_json(replay.finished.data)
-    if replay.started is None:
-        lessons = ctx.memory.lessons() if ctx.memory is not None else []
-        started = ctx.journal.append(
-            Kind.STARTED,
-            "run",
-            {"startedAt": ctx.clock(), "lessons": lessons, "skippedTools": ctx.tools.skipped},
-        )
-    else:
-        started = replay.started
-        ctx.journal.append(
-            Kind.EVENT, "resumed", {"epoch": ctx.journal.epoch, "records": len(replay.records)}
-        )
-    meter = Meter(ctx.budget, float(started.data["startedAt"]), clock=ctx.clock)
-    with ctx.telemetry.run_span(ctx.agent_name, ctx.run_id, ctx.traceparent) as span:
+    # A resumed run without a caller's trace continues the first process's trace, under its run span.
+    first = replay.started
+    parent = ctx.traceparent or (
+        str(first.data["traceparent"]) if first and first.data.get("traceparent") else None
+    )
+    with ctx.telemetry.run_span(ctx.agent_name, ctx.run_id, parent) as span:
+        if first is None:
+            lessons = ctx.memory.lessons() if ctx.memory is not None else []
+            started = ctx.journal.append(
+                Kind.STARTED,
+                "run",
+                {
+                    "startedAt": ctx.clock(),
+                    "lessons": lessons,
+                    "skippedTools": ctx.tools.skipped,
+                    "traceparent": traceparent_of(span),
+                },
+            )
+        else:
+            started = first
+            ctx.journal.append(
+                Kind.EVENT, "resumed", {"epoch": ctx.journal.epoch, "records": len(replay.records)}
+            )
+        meter = Meter(ctx.budget, float(started.data["startedAt"]), clock=ctx.clock)
         loop = _Loop(ctx, replay, meter, list(started.data.get("lessons") or ()))
         result = loop.run()
         result.trace_id = trace_id_of(span)
@@ -165,8 +177,6 @@ def run_agent(ctx: RunContext) -> RunResult:
         span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
         span.set_attribute("agency.run.phase", result.phase.value)
         if result.phase is RunPhase.FAILED:
-            from opentelemetry.trace import Status, StatusCode
-
             span.set_status(Status(StatusCode.ERROR, result.reason))
     if result.phase.finished:
         ctx.journal.append(Kind.FINISHED, "run", result.to_json())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agency_runtime.api.agent import MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
-from agency_runtime.contract import MODEL_API_KEY, ContractError, RunEnv
+from agency_runtime.contract import MODEL_API_KEY, Budget, ContractError, RunEnv
 from agency_runtime.journal import Fenced, Journal
 from agency_runtime.journal_file import file_journal_for
 from agency_runtime.llm import ModelClient
@@ -56,6 +56,14 @@ def memory_for(
     return FileMemory(root / env.namespace / name, max_entries=run.agent.memory.max_entries)
 
 
+def policy_budget(policy: AgentPolicySpec | None) -> Budget:
+    """The policy's per-run limits (the operator passes the tighter of these and the run's own)."""
+    if policy is None:
+        return Budget()
+    per_run = policy.budgets.per_run
+    return Budget(per_run.max_tokens, per_run.max_cost_usd, per_run.max_steps, per_run.max_wall_seconds)
+
+
 def content_capture(policy: AgentPolicySpec | None) -> bool:
     """Prompts, replies and tool arguments go into traces only when the policy says so."""
     return policy is not None and policy.tracing.content_capture is ContentCapture.ENABLED
@@ -89,7 +97,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         run_id=env.run_uid,
         agent_name=env.agent_name,
         run=run,
-        budget=env.budget,
+        budget=env.budget.tighten(policy_budget(run.policy)),
         journal=journal,
         model=ModelClient(run.agent.model, environ.get(MODEL_API_KEY) or None),
         tools=build_registry(run.agent, run.policy, memory),

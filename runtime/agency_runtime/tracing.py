@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ class Telemetry:
         if settings.console:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            self._tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            # stderr: stdout carries the result line
+            self._tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
         if settings.otlp_endpoint and not _disabled("OTEL_METRICS_EXPORTER"):
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -217,3 +219,9 @@ class Telemetry:
 
 def trace_id_of(span: Span) -> str:
     return format(span.get_span_context().trace_id, "032x")
+
+
+def traceparent_of(span: Span) -> str:
+    """The W3C traceparent naming `span`, so another process can continue the trace under it."""
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"

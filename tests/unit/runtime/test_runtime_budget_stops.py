@@ -8,7 +8,7 @@ from agency_runtime.api.common import RunPhase
 from agency_runtime.contract import Budget
 from agency_runtime.journal import Kind
 from agency_testbed.llm import ScriptedLLM
-from agency_testbed.llm_script import JsonDict, Reply, call, delay, reply
+from agency_testbed.llm_script import JsonDict, Reply, Responder, call, delay, reply
 from unit.runtime.runtime_support import Runner, agent
 
 
@@ -17,7 +17,7 @@ def _requested_cap(body: JsonDict) -> int | None:
     return None if value is None else int(value)
 
 
-def _provider(prompt_tokens: int, wants_output: int) -> Reply:
+def _provider(prompt_tokens: int, wants_output: int) -> Responder:
     """What a provider does: it never returns more output tokens than the request's max_tokens."""
 
     def answer(body: JsonDict) -> Reply:
@@ -25,7 +25,7 @@ def _provider(prompt_tokens: int, wants_output: int) -> Reply:
         output = wants_output if cap is None else min(wants_output, cap)
         return reply(tool_calls=[call("update_plan", {"plan": "keep going"})], usage=(prompt_tokens, output))
 
-    return answer  # type: ignore[return-value]
+    return answer
 
 
 def _journaled_usage(runner: Runner) -> tuple[int, int, float]:
@@ -40,7 +40,7 @@ def _journaled_usage(runner: Runner) -> tuple[int, int, float]:
 def test_token_limit_stops_the_run_before_a_call_could_cross_it(
     scripted_llm: ScriptedLLM, runner: Runner
 ) -> None:
-    scripted_llm.script("tokens", [_provider(100, 400)], repeat_last=True)  # type: ignore[list-item]
+    scripted_llm.script("tokens", [_provider(100, 400)], repeat_last=True)
 
     result = runner.run(agent(scripted_llm.base_url, "tokens"), budget=Budget(max_tokens=1000))
 
@@ -61,7 +61,7 @@ def test_cost_limit_stops_the_run_before_a_call_could_cross_it(
     scripted_llm: ScriptedLLM, runner: Runner
 ) -> None:
     # gpt-4o-mini is in litellm's price list: $0.15 per million input tokens, $0.60 per million output.
-    scripted_llm.script("gpt-4o-mini", [_provider(10, 500)], repeat_last=True)  # type: ignore[list-item]
+    scripted_llm.script("gpt-4o-mini", [_provider(10, 500)], repeat_last=True)
     spec = agent(scripted_llm.base_url, "gpt-4o-mini")
 
     result = runner.run(spec, budget=Budget(max_cost_usd=0.001))

@@ -76,6 +76,10 @@ def test_a_restarted_run_continues_without_asking_the_model_again_for_answered_s
     assert (result.usage.input_tokens, result.usage.output_tokens) == (60, 6)
     assert len(scripted_llm.requests("resume")) == 3, "each step's model call was made exactly once"
     assert [e.split()[1] for e in endpoint.effects] == ["/a", "/b"]
+    started = next(r for r in runner.journal_records() if r.kind is Kind.STARTED)
+    assert result.trace_id == str(started.data["traceparent"]).split("-")[1], (
+        "the resumed run stays in its trace"
+    )
 
 
 def test_an_idempotent_call_cut_off_before_its_result_is_retried_with_the_same_idempotency_key(

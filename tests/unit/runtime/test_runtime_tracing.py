@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -17,7 +18,7 @@ PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
 
 
-def _run(scripted_llm: ScriptedLLM, runner: Runner, name: str, **kwargs: object) -> list[ReadableSpan]:
+def _run(scripted_llm: ScriptedLLM, runner: Runner, name: str, **kwargs: Any) -> list[ReadableSpan]:
     exporter = InMemorySpanExporter()
     runner.span_exporter = exporter
     scripted_llm.script(
@@ -29,7 +30,7 @@ def _run(scripted_llm: ScriptedLLM, runner: Runner, name: str, **kwargs: object)
             reply("done", usage=(200, 9)),
         ],
     )
-    runner.run(agent(scripted_llm.base_url, name), input="user question text", **kwargs)  # type: ignore[arg-type]
+    runner.run(agent(scripted_llm.base_url, name), input="user question text", **kwargs)
     return list(exporter.get_finished_spans())
 
 
@@ -125,10 +126,15 @@ def test_token_usage_and_duration_metrics_are_recorded_per_model_call(
     assert data is not None
     metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     tokens = {
-        p.attributes["gen_ai.token.type"]: (p.sum, p.count)  # type: ignore[index]
-        for p in metrics["gen_ai.client.token.usage"].data.data_points  # type: ignore[union-attr]
+        str(p.attributes["gen_ai.token.type"]): (p.sum, p.count)
+        for p in metrics["gen_ai.client.token.usage"].data.data_points
+        if isinstance(p, HistogramDataPoint) and p.attributes is not None
     }
     assert tokens == {"input": (320, 2), "output": (16, 2)}
-    durations = list(metrics["gen_ai.client.operation.duration"].data.data_points)  # type: ignore[union-attr]
-    assert sum(p.count for p in durations) == 2  # type: ignore[union-attr]
+    durations = [
+        p
+        for p in metrics["gen_ai.client.operation.duration"].data.data_points
+        if isinstance(p, HistogramDataPoint)
+    ]
+    assert sum(p.count for p in durations) == 2
     assert metrics["gen_ai.client.token.usage"].unit == "{token}"
