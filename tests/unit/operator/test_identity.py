@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from operator_objects import NAMESPACE, RUN_UID, policy_obj, run_body
+
+from agency_operator.identity import (
+    build_identity,
+    build_role,
+    build_role_bindings,
+    build_self_binding,
+    build_service_account,
+)
+
+
+def test_service_account_has_no_automounted_token_and_is_owned_by_the_run() -> None:
+    sa = build_service_account(run_body())
+    assert sa["automountServiceAccountToken"] is False
+    assert sa["metadata"]["name"] == "r1"
+    (owner,) = sa["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "AgentRun",
+        "r1",
+        RUN_UID,
+        True,
+    )
+
+
+def test_generated_role_reaches_only_the_runs_own_objects() -> None:
+    rules = build_role(run_body())["rules"]
+    assert all(rule["resourceNames"] for rule in rules)
+    by_resource = {tuple(rule["resources"]): (rule["resourceNames"], rule["verbs"]) for rule in rules}
+    assert by_resource[("agentruns",)] == (["r1"], ["get"])
+    assert by_resource[("agentruns/status",)] == (["r1"], ["get", "patch", "update"])
+    assert by_resource[("configmaps",)] == (["agency-run-r1"], ["get"])
+    assert not any(
+        verb in {"create", "delete", "list", "watch", "*"} for rule in rules for verb in rule["verbs"]
+    )
+
+
+def test_self_binding_binds_the_generated_role_to_the_runs_service_account() -> None:
+    binding = build_self_binding(run_body())
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "agency-run-r1",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "r1", "namespace": NAMESPACE}]
+
+
+def test_policy_cluster_roles_are_bound_in_the_runs_namespace_by_default() -> None:
+    policy = policy_obj(identity={"clusterRoles": [{"name": "view"}]})
+    (binding,) = build_role_bindings(run_body(), policy)
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"]["kind"] == "ClusterRole"
+    assert binding["roleRef"]["name"] == "view"
+    assert binding["metadata"]["ownerReferences"][0]["uid"] == RUN_UID
+
+
+def test_bindings_in_other_namespaces_carry_the_run_instead_of_an_owner() -> None:
+    policy = policy_obj(
+        identity={"clusterRoles": [{"name": "view", "namespaces": ["cold-chain", NAMESPACE]}]}
+    )
+    bindings = {b["metadata"]["namespace"]: b for b in build_role_bindings(run_body(), policy)}
+    other = bindings["cold-chain"]["metadata"]
+    assert "ownerReferences" not in other  # owners across namespaces are not allowed
+    assert other["labels"]["agency.dev/run-uid"] == RUN_UID
+    assert other["labels"]["agency.dev/run-namespace"] == NAMESPACE
+    assert bindings[NAMESPACE]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "r1", "namespace": NAMESPACE}
+    ]
+
+
+def test_policy_without_cluster_roles_grants_nothing_beyond_the_runs_own_role() -> None:
+    kinds = [o["kind"] for o in build_identity(run_body(), policy_obj())]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding"]

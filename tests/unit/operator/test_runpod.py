@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from operator_objects import RUN_UID, agent_obj, policy_obj, run_body, run_obj
+
+from agency_operator.environment import build_run_env
+from agency_operator.runpod import build_pod, pod_placement
+from agency_operator.settings import Settings
+from agency_runtime.contract import Budget
+
+SETTINGS = Settings(runtime_image="registry.example/agency-runtime:1", otlp_endpoint="http://otel:4318")
+
+
+def _pod(**policy_spec: object) -> dict[str, object]:
+    policy = policy_obj(**policy_spec)
+    env = build_run_env(
+        run_obj(),
+        Budget(max_steps=5, max_wall_seconds=600),
+        pod_placement(SETTINGS),
+        otlp_endpoint=SETTINGS.otlp_endpoint,
+        trace_parent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    return build_pod(run_body(), agent_obj(), policy, env, SETTINGS)
+
+
+def test_pod_runs_as_non_root_with_read_only_root_and_no_capabilities() -> None:
+    pod = _pod()
+    spec = pod["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = spec["containers"]
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}} in spec["volumes"]
+
+
+def test_pod_token_is_projected_with_the_policys_audience_and_lifetime_and_never_automounted() -> None:
+    spec = _pod(identity={"tokenAudience": "vault", "tokenExpirationSeconds": 1200})["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == "r1"
+    projected = next(v for v in spec["volumes"] if v["name"] == "token")["projected"]["sources"]
+    assert projected[0] == {
+        "serviceAccountToken": {"path": "token", "expirationSeconds": 1200, "audience": "vault"}
+    }
+
+
+def test_pod_without_policy_audience_uses_the_api_servers_default() -> None:
+    spec = _pod()["spec"]
+    projected = next(v for v in spec["volumes"] if v["name"] == "token")["projected"]["sources"]
+    assert "audience" not in projected[0]["serviceAccountToken"]
+
+
+def test_model_key_comes_from_a_secret_reference_never_a_value() -> None:
+    (container,) = _pod()["spec"]["containers"]
+    key = next(e for e in container["env"] if e["name"] == "AGENCY_MODEL_API_KEY")
+    assert key == {
+        "name": "AGENCY_MODEL_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "model-key", "key": "apiKey"}},
+    }
+
+
+def test_pod_env_is_the_contracts_env_with_trace_parent_and_otlp() -> None:
+    (container,) = _pod()["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AGENCY_RUN_NAME"] == "r1"
+    assert env["AGENCY_RUN_UID"] == RUN_UID
+    assert env["AGENCY_RUN_FILE"] == "/etc/agency/run/run.json"
+    assert env["AGENCY_KUBE_TOKEN_FILE"] == "/var/run/secrets/agency.dev/serviceaccount/token"
+    assert env["AGENCY_BUDGET_MAX_STEPS"] == "5"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4318"
+    assert env["OTEL_SERVICE_NAME"] == "agency-runtime"
+    assert env["TRACEPARENT"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_pod_is_owned_by_the_run_and_bounded_by_its_wall_clock_budget() -> None:
+    pod = _pod()
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == RUN_UID
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["activeDeadlineSeconds"] == 660
+
+
+def test_run_file_is_mounted_read_only_from_the_runs_config_map() -> None:
+    spec = _pod()["spec"]
+    (container,) = spec["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "run-file")
+    assert mount["readOnly"] is True
+    assert Path(mount["mountPath"]) / "run.json" == Path("/etc/agency/run/run.json")
+    volume = next(v for v in spec["volumes"] if v["name"] == "run-file")
+    assert volume["configMap"]["name"] == "agency-run-r1"
+
+
+def test_agent_may_override_image_and_resources() -> None:
+    settings = SETTINGS
+    agent = agent_obj(runtime={"image": "custom:2", "resources": {"limits": {"memory": "1Gi"}}})
+    env = build_run_env(run_obj(), Budget(), pod_placement(settings), otlp_endpoint=None, trace_parent=None)
+    (container,) = build_pod(run_body(), agent, policy_obj(), env, settings)["spec"]["containers"]
+    assert container["image"] == "custom:2"
+    assert container["resources"] == {"limits": {"memory": "1Gi"}}
