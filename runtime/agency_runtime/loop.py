@@ -114,6 +114,15 @@ class RunResult:
         )
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a running run is after a step: for the status summary (step count, usage, the living plan)."""
+
+    steps: int
+    usage: Usage
+    plan: str | None
+
+
 @dataclass
 class RunContext:
     """Everything one run needs, assembled by `__main__` (or a test)."""
@@ -129,6 +138,8 @@ class RunContext:
     memory: MemoryStore | None = None
     traceparent: str | None = None
     clock: Callable[[], float] = time.time
+    on_progress: Callable[[Progress], None] | None = None
+    """Called after every step (also replayed ones); a status reporter publishes it."""
 
 
 def system_prompt(instructions: str, plan: str | None, lessons: list[str]) -> str:
@@ -241,6 +252,8 @@ class _Loop:
                             f"the model finished after {step} step(s)",
                             result=outcome.content,
                         )
+                if self.ctx.on_progress is not None:
+                    self.ctx.on_progress(Progress(self.meter.steps, self.meter.usage, self.plan))
         except _Stop as stop:
             return stop.result
         except BudgetExceeded as exceeded:

@@ -93,6 +93,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         )
     )
     memory = memory_for(run, env, environ, root)
+    reporter = reporter or reporter_for(environ)
     ctx = RunContext(
         run_id=env.run_uid,
         agent_name=env.agent_name,
@@ -104,6 +105,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         telemetry=telemetry,
         memory=memory,
         traceparent=env.traceparent,
+        on_progress=reporter.progress,
     )
     try:
         result = run_agent(ctx)
@@ -113,7 +115,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
     finally:
         journal.close()
         telemetry.shutdown()
-    (reporter or reporter_for(environ)).report(result)
+    reporter.report(result)
     return EXIT_OK
 
 

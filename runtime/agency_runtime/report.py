@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from agency_runtime.loop import RunResult
+from agency_runtime.loop import Progress, RunResult
 
 RESULT_FILE = "AGENCY_RESULT_FILE"
 
@@ -19,6 +19,9 @@ class StatusReporter(abc.ABC):
     @abc.abstractmethod
     def report(self, result: RunResult) -> None:
         """Publish the final (or waiting) result."""
+
+    def progress(self, progress: Progress) -> None:  # noqa: B027 - most reporters only publish the end
+        """Publish where the run is after a step (a status PATCH will; stdout and files do not)."""
 
 
 class StreamReporter(StatusReporter):
@@ -52,3 +55,7 @@ class Reporters(StatusReporter):
     def report(self, result: RunResult) -> None:
         for reporter in self.reporters:
             reporter.report(result)
+
+    def progress(self, progress: Progress) -> None:
+        for reporter in self.reporters:
+            reporter.progress(progress)

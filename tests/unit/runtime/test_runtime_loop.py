@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agency_runtime.api.common import RunPhase
 from agency_runtime.journal import Kind
+from agency_runtime.loop import Progress, run_agent
 from agency_testbed.llm import ScriptedLLM
 from agency_testbed.llm_script import call, error, reply
 from unit.runtime.runtime_endpoint import CountingEndpoint
@@ -260,3 +261,62 @@ def test_tool_calls_with_an_explicit_string_body_keep_the_body(
 
     assert endpoint.requests[0].body == "raw"
     assert endpoint.requests[0].idempotency_key == "run-1/step-1/tool-0"
+
+
+def test_a_failing_primary_model_falls_back_to_the_next_model(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script("primary", [error(400, "context too long")])
+    scripted_llm.script("backup", [reply("from the backup", usage=(7, 3))])
+    spec = agent(
+        scripted_llm.base_url,
+        "primary",
+        model={"fallbacks": [{"name": "openai/backup", "apiBase": scripted_llm.base_url}]},
+    )
+
+    result = runner.run(spec)
+
+    assert (result.phase, result.result) == (RunPhase.SUCCEEDED, "from the backup")
+    assert len(scripted_llm.requests("primary")) == 1, "a 400 is not retried"
+    answer = next(r for r in runner.journal_records() if r.kind is Kind.RESULT and r.key == "step-1/model")
+    assert answer.data["model"] == "backup"
+
+
+def test_when_every_model_fails_the_run_fails_naming_each(scripted_llm: ScriptedLLM, runner: Runner) -> None:
+    scripted_llm.script("first", [error(401, "bad key")])
+    scripted_llm.script("second", [error(404, "no such model")])
+    spec = agent(
+        scripted_llm.base_url,
+        "first",
+        model={"fallbacks": [{"name": "openai/second", "apiBase": scripted_llm.base_url}]},
+    )
+
+    result = runner.run(spec)
+
+    assert (result.phase, result.reason) == (RunPhase.FAILED, "ModelFailed")
+    assert "openai/first" in result.message
+    assert "openai/second" in result.message
+    assert runner.api_key not in result.message
+
+
+def test_progress_is_reported_after_every_step_with_usage_and_plan(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script(
+        "progress",
+        [
+            reply(tool_calls=[call("update_plan", {"plan": "step one"})], usage=(10, 1)),
+            reply(tool_calls=[call("update_plan", {"plan": "step two"})], usage=(20, 2)),
+            reply("done", usage=(30, 3)),
+        ],
+    )
+    seen: list[Progress] = []
+    ctx = runner.context(agent(scripted_llm.base_url, "progress"))
+    ctx.on_progress = seen.append
+
+    run_agent(ctx)
+
+    assert [(p.steps, p.usage.total_tokens, p.plan) for p in seen] == [
+        (1, 11, "step one"),
+        (2, 33, "step two"),
+    ]
