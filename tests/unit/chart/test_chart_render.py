@@ -12,7 +12,7 @@ import functools
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +202,46 @@ def test_operator_settings_read_back_what_the_values_say(values_file: str) -> No
         assert list(settings.runtime_command) == values["runtime"]["command"]
     ports = {p["name"]: p["containerPort"] for p in operator_container(objs)["ports"]}
     assert ports["metrics"] == settings.metrics_port
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers which variables were asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.data = values
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return self.data.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+#: Variables the chart sets for parts of the operator still being built, with the part that reads them.
+AWAITING_OPERATOR = {
+    "AGENCY_SIGNALS_PORT": "the signal endpoint (triggers/signals), not yet started by the operator",
+    "AGENCY_SIGNALS_AUDIENCE": "the signal endpoint's token audience",
+    "AGENCY_SIGNALS_TLS_CERT_FILE": "the signal endpoint's TLS certificate",
+    "AGENCY_SIGNALS_TLS_KEY_FILE": "the signal endpoint's TLS key",
+    "AGENCY_DEFAULT_POLICY": "the default policy's name",
+}
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_every_agency_variable_the_chart_sets_is_one_the_operator_reads(values_file: str) -> None:
+    env = RecordingEnv(plain_env(render(values_file)))
+    Settings.from_env(env)
+    unread = sorted(k for k in env if k.startswith("AGENCY_") and k not in env.asked)
+    assert set(unread) <= AWAITING_OPERATOR.keys(), f"set by the chart, read by nobody: {unread}"
 
 
 def test_runtime_image_defaults_to_the_operator_image() -> None:
