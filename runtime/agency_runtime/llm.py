@@ -153,11 +153,11 @@ def provider_of(model: str) -> str:
 
 def prices_for(spec: ModelSpec, model: str | None = None) -> Prices:
     """US dollars per token: the Agent's own pricing wins, then litellm's price list, else zero."""
-    pricing = getattr(spec, "pricing", None)
+    pricing = spec.pricing
     if pricing is not None:
         return Prices(
-            float(pricing.input_per_million_tokens_usd) / 1e6,
-            float(pricing.output_per_million_tokens_usd) / 1e6,
+            pricing.input_per_million_tokens_usd / 1e6,
+            pricing.output_per_million_tokens_usd / 1e6,
         )
     try:
         litellm = load_litellm()
@@ -348,7 +348,7 @@ class ModelClient:
     def _cost(
         self, litellm: ModuleType, target: Target, response: Any, input_tokens: int, output_tokens: int
     ) -> float:
-        if getattr(self.spec, "pricing", None) is not None and target.name == self.spec.name:
+        if self.spec.pricing is not None and target.name == self.spec.name:
             return prices_for(self.spec).cost(input_tokens, output_tokens)
         try:
             cost: float = float(

@@ -111,3 +111,21 @@ def test_wall_time_limit_stops_a_run_whose_model_call_outlasts_it(
     assert "wall-time limit" in result.message
     assert time.monotonic() - started < 10, "the call was cut at the limit, not left to its own timeout"
     assert (result.steps, result.usage.input_tokens, result.usage.output_tokens) == (1, 10, 5)
+
+
+def test_the_agents_own_pricing_counts_cost_for_a_model_litellm_cannot_price(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script("selfhosted", [_provider(10, 100)], repeat_last=True)
+    pricing = {
+        "inputPerMillionTokensUsd": 1000.0,
+        "outputPerMillionTokensUsd": 2000.0,
+    }  # $0.001 / $0.002 a token
+    spec = agent(scripted_llm.base_url, "selfhosted", model={"pricing": pricing})
+
+    result = runner.run(spec, budget=Budget(max_cost_usd=0.5))
+
+    first = next(r for r in runner.journal_records() if r.kind is Kind.RESULT and r.key == "step-1/model")
+    assert abs(first.data["costUSD"] - (10 * 0.001 + 100 * 0.002)) < 1e-9
+    assert (result.phase, result.limit) == (RunPhase.BUDGET_EXCEEDED, "cost")
+    assert 0.21 <= result.usage.cost_usd <= 0.5
