@@ -320,3 +320,65 @@ def test_progress_is_reported_after_every_step_with_usage_and_plan(
         (1, 11, "step one"),
         (2, 33, "step two"),
     ]
+
+
+def test_an_http_endpoint_tool_sends_get_arguments_as_query_and_post_arguments_as_json(
+    scripted_llm: ScriptedLLM, runner: Runner, endpoint: CountingEndpoint
+) -> None:
+    scripted_llm.script(
+        "endpoints",
+        [
+            reply(tool_calls=[call("lookup", {"sku": "A-1"}), call("order", {"sku": "A-1", "n": 2})]),
+            reply("ordered"),
+        ],
+    )
+    schema = {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}
+    tools = [
+        {
+            "name": "lookup",
+            "description": "Find a SKU.",
+            "http": {"url": f"{endpoint.url}/sku", "inputSchema": schema},
+        },
+        {
+            "name": "order",
+            "description": "Order a SKU.",
+            "http": {"url": f"{endpoint.url}/orders", "method": "POST"},
+        },
+    ]
+
+    result = runner.run(agent(scripted_llm.base_url, "endpoints", tools=tools))
+
+    assert result.phase is RunPhase.SUCCEEDED
+    assert [(r.method, r.path, r.body) for r in endpoint.requests] == [
+        ("GET", "/sku?sku=A-1", ""),
+        ("POST", "/orders", '{"sku": "A-1", "n": 2}'),
+    ]
+    sent = {t["function"]["name"]: t["function"] for t in scripted_llm.requests("endpoints")[0]["tools"]}
+    assert sent["lookup"]["parameters"] == schema
+    assert sent["lookup"]["description"] == "Find a SKU."
+
+
+def test_memory_notes_can_be_read_back_in_the_same_run(scripted_llm: ScriptedLLM, runner: Runner) -> None:
+    scripted_llm.script(
+        "notes",
+        [
+            reply(tool_calls=[call("memory_write", {"key": "freezer", "value": "-18C"})]),
+            reply(tool_calls=[call("memory_read", {"key": "freezer"})]),
+            reply("noted"),
+        ],
+    )
+
+    runner.run(agent(scripted_llm.base_url, "notes"))
+
+    assert '"freezer": "-18C"' in tool_messages(scripted_llm.requests("notes")[2])[-1]
+
+
+def test_an_agent_with_memory_disabled_gets_no_memory_tools(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script("nomemory", [reply("ok")])
+
+    runner.run(agent(scripted_llm.base_url, "nomemory", memory={"scope": "Disabled"}))
+
+    names = {t["function"]["name"] for t in scripted_llm.requests("nomemory")[0]["tools"]}
+    assert names == {"update_plan", "finish"}
