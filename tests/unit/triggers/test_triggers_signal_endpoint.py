@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from triggers_fakes import FakeAccess, FakeRuns, FakeSchedules, FakeTokens
+from triggers_fakes import FakeAccess, FakeRuns, FakeSchedules, FakeTokens, run_async
 
 from agency_operator.triggers.signals.app import bound_port, build_app, serve
 from agency_operator.triggers.signals.dispatch import SignalDispatcher
@@ -70,7 +69,7 @@ class Endpoint:
         value = self.registry.get_sample_value("agency_signals_total", {"outcome": outcome})
         return value or 0.0
 
-    def run(self, scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+    def exercise(self, scenario: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
         async def main() -> None:
             runner = await serve(self.app, host="127.0.0.1", port=0)
             try:
@@ -80,7 +79,7 @@ class Endpoint:
             finally:
                 await runner.cleanup()
 
-        asyncio.run(main())
+        run_async(main())
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -102,7 +101,7 @@ def test_a_structured_significant_event_is_accepted_with_the_run_it_started() ->
         assert body["runs"] == endpoint.runs.names()
         assert body["results"][0]["outcome"] == "Created"
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert len(endpoint.runs.runs) == 1
     assert endpoint.count("accepted") == 1
 
@@ -125,7 +124,7 @@ def test_a_binary_mode_event_is_accepted_and_redeliveries_name_the_same_run() ->
             assert response.status_code == 202, response.text
             answers.append(response.json())
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert len(endpoint.runs.runs) == 1
     assert [a["runs"] for a in answers] == [endpoint.runs.names()] * 3
     assert [a["results"][0]["outcome"] for a in answers] == ["Created", "Exists", "Exists"]
@@ -142,7 +141,7 @@ def test_an_insignificant_event_is_accepted_but_starts_nothing() -> None:
         assert response.json()["runs"] == []
         assert response.json()["results"][0]["outcome"] == "Insignificant"
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert endpoint.runs.runs == {}
 
 
@@ -158,7 +157,7 @@ def test_a_request_without_a_token_or_with_an_unknown_one_is_401_and_counted() -
         assert unknown.status_code == 401
         assert "audience" in unknown.json()["message"]
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert endpoint.runs.runs == {}
     assert endpoint.count("unauthenticated") == 2
 
@@ -177,7 +176,7 @@ def test_a_caller_without_rbac_for_signals_is_403_and_told_what_to_grant() -> No
         )
         assert other_namespace.status_code == 403
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert endpoint.count("forbidden") == 2
 
 
@@ -196,7 +195,7 @@ def test_an_oversized_event_is_413_whether_it_declares_its_length_or_streams() -
         streamed = await client.post(PATH, content=chunks(), headers={**STRUCTURED, **bearer("good")})
         assert streamed.status_code == 413
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert endpoint.count("oversized") == 2
     assert endpoint.runs.runs == {}
 
@@ -217,7 +216,7 @@ def test_malformed_events_are_400_saying_what_is_wrong() -> None:
             assert response.status_code == 400, body
             assert needle in response.json()["message"], response.json()
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert endpoint.count("malformed") == len(cases)
 
 
@@ -237,7 +236,7 @@ def test_requests_that_are_neither_binary_nor_structured_json_are_415() -> None:
         )
         assert batch.status_code == 415
 
-    endpoint.run(scenario)
+    endpoint.exercise(scenario)
     assert endpoint.count("unsupported_media_type") == 2
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from triggers_fakes import FakeRuns, FakeSchedules
+from triggers_fakes import FakeRuns, FakeSchedules, run_async
 
 from agency_operator.triggers.signals.dispatch import Outcome, SignalDispatcher
 from agency_operator.triggers.signals.event import Signal
@@ -135,7 +134,7 @@ def dispatcher(runs: FakeRuns, *schedules: AgentSchedule, clock: Clock | None = 
 
 def test_a_significant_event_starts_one_run_with_the_event_in_its_input() -> None:
     runs = FakeRuns()
-    results = asyncio.run(dispatcher(runs, schedule()).dispatch("ops", hot(9.5)))
+    results = run_async(dispatcher(runs, schedule()).dispatch("ops", hot(9.5)))
     assert [r.outcome for r in results] == [Outcome.CREATED]
     ((_, manifest),) = runs.runs.items()
     assert manifest["spec"]["input"] == "Lot L-889 is at 9.5C"
@@ -145,7 +144,7 @@ def test_a_significant_event_starts_one_run_with_the_event_in_its_input() -> Non
 
 def test_an_insignificant_event_starts_nothing() -> None:
     runs = FakeRuns()
-    results = asyncio.run(dispatcher(runs, schedule()).dispatch("ops", hot(4.0)))
+    results = run_async(dispatcher(runs, schedule()).dispatch("ops", hot(4.0)))
     assert [r.outcome for r in results] == [Outcome.INSIGNIFICANT]
     assert runs.runs == {}
 
@@ -153,7 +152,7 @@ def test_an_insignificant_event_starts_nothing() -> None:
 def test_the_same_event_delivered_three_times_starts_one_run_and_names_it_each_time() -> None:
     runs = FakeRuns()
     d = dispatcher(runs, schedule(concurrencyPolicy="Allow"))
-    answers = [asyncio.run(d.dispatch("ops", hot(9.5))) for _ in range(3)]
+    answers = [run_async(d.dispatch("ops", hot(9.5))) for _ in range(3)]
     assert [a[0].outcome for a in answers] == [Outcome.CREATED, Outcome.EXISTS, Outcome.EXISTS]
     assert len({a[0].run for a in answers}) == 1
     assert len(runs.runs) == 1
@@ -162,8 +161,8 @@ def test_the_same_event_delivered_three_times_starts_one_run_and_names_it_each_t
 def test_a_redelivery_while_its_run_is_active_under_forbid_is_reported_as_existing_not_skipped() -> None:
     runs = FakeRuns()
     d = dispatcher(runs, schedule())  # Forbid is the default
-    first = asyncio.run(d.dispatch("ops", hot(9.5)))
-    again = asyncio.run(d.dispatch("ops", hot(9.5)))
+    first = run_async(d.dispatch("ops", hot(9.5)))
+    again = run_async(d.dispatch("ops", hot(9.5)))
     assert again[0].outcome == Outcome.EXISTS
     assert again[0].run == first[0].run
 
@@ -171,8 +170,8 @@ def test_a_redelivery_while_its_run_is_active_under_forbid_is_reported_as_existi
 def test_forbid_skips_a_new_event_while_the_schedules_run_is_active() -> None:
     runs = FakeRuns()
     d = dispatcher(runs, schedule())
-    asyncio.run(d.dispatch("ops", hot(9.5, "e1")))
-    results = asyncio.run(d.dispatch("ops", hot(9.9, "e2")))
+    run_async(d.dispatch("ops", hot(9.5, "e1")))
+    results = run_async(d.dispatch("ops", hot(9.9, "e2")))
     assert results[0].outcome == Outcome.SKIPPED
     assert "Forbid" in results[0].message
     assert len(runs.runs) == 1
@@ -181,8 +180,8 @@ def test_forbid_skips_a_new_event_while_the_schedules_run_is_active() -> None:
 def test_replace_cancels_the_active_run_and_starts_the_new_one() -> None:
     runs = FakeRuns()
     d = dispatcher(runs, schedule(concurrencyPolicy="Replace"))
-    (first,) = asyncio.run(d.dispatch("ops", hot(9.5, "e1")))
-    (second,) = asyncio.run(d.dispatch("ops", hot(9.9, "e2")))
+    (first,) = run_async(d.dispatch("ops", hot(9.5, "e1")))
+    (second,) = run_async(d.dispatch("ops", hot(9.9, "e2")))
     assert second.outcome == Outcome.CREATED
     assert runs.cancelled == [first.run]
     assert runs.names() == [second.run]
@@ -190,7 +189,7 @@ def test_replace_cancels_the_active_run_and_starts_the_new_one() -> None:
 
 def test_a_suspended_schedule_starts_nothing_from_signals() -> None:
     runs = FakeRuns()
-    results = asyncio.run(dispatcher(runs, schedule(suspend=True)).dispatch("ops", hot(9.5)))
+    results = run_async(dispatcher(runs, schedule(suspend=True)).dispatch("ops", hot(9.5)))
     assert [r.outcome for r in results] == [Outcome.SUSPENDED]
     assert runs.runs == {}
 
@@ -198,7 +197,7 @@ def test_a_suspended_schedule_starts_nothing_from_signals() -> None:
 def test_a_broken_expression_in_one_schedule_does_not_stop_the_others() -> None:
     runs = FakeRuns()
     broken = schedule("broken", trigger={"significance": "data.celsius >"})
-    results = asyncio.run(dispatcher(runs, broken, schedule("good")).dispatch("ops", hot(9.5)))
+    results = run_async(dispatcher(runs, broken, schedule("good")).dispatch("ops", hot(9.5)))
     by_schedule = {r.schedule: r for r in results}
     assert by_schedule["broken"].outcome == Outcome.ERROR
     assert "does not compile" in by_schedule["broken"].message
@@ -208,7 +207,7 @@ def test_a_broken_expression_in_one_schedule_does_not_stop_the_others() -> None:
 def test_events_of_other_types_are_not_mentioned() -> None:
     runs = FakeRuns()
     other = Signal(id="x", source="/billing", type="com.example.billing.invoice", data={"celsius": 99})
-    assert asyncio.run(dispatcher(runs, schedule()).dispatch("ops", other)) == []
+    assert run_async(dispatcher(runs, schedule()).dispatch("ops", other)) == []
 
 
 def test_a_threshold_trigger_starts_a_run_only_on_the_nth_event_in_the_window() -> None:
@@ -217,18 +216,18 @@ def test_a_threshold_trigger_starts_a_run_only_on_the_nth_event_in_the_window() 
     outcomes = []
     for n in range(3):
         clock.now = n * 60.0
-        outcomes.append(asyncio.run(d.dispatch("ops", hot(9.5, f"e{n}")))[0].outcome)
+        outcomes.append(run_async(d.dispatch("ops", hot(9.5, f"e{n}")))[0].outcome)
     assert outcomes == [Outcome.BELOW_THRESHOLD, Outcome.BELOW_THRESHOLD, Outcome.CREATED]
     assert len(runs.runs) == 1
     # The event that fired, delivered again, finds its run instead of counting towards the next one.
-    assert asyncio.run(d.dispatch("ops", hot(9.5, "e2")))[0].outcome == Outcome.EXISTS
+    assert run_async(d.dispatch("ops", hot(9.5, "e2")))[0].outcome == Outcome.EXISTS
 
 
 def test_a_matching_event_records_when_it_arrived_and_an_unrelated_one_does_not() -> None:
     arrived = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     index = FakeSchedules({"ops": [schedule()]})
     d = SignalDispatcher(index, FakeRuns(), clock=Clock(), wall_clock=lambda: arrived)
-    asyncio.run(d.dispatch("ops", Signal(id="x", source="/billing", type="com.example.billing.invoice")))
+    run_async(d.dispatch("ops", Signal(id="x", source="/billing", type="com.example.billing.invoice")))
     assert index.signal_times == {}
-    asyncio.run(d.dispatch("ops", hot(4.0)))  # matches the trigger, though not significant
+    run_async(d.dispatch("ops", hot(4.0)))  # matches the trigger, though not significant
     assert index.signal_times == {("ops", "coldchain"): arrived}

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agency_operator.triggers.history import SCHEDULE_LABEL
 from agency_operator.triggers.signals.ports import Caller
 from agency_runtime.api.schedule import AgentSchedule
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a loop of its own, leaving the thread's current event loop alone.
+
+    Not asyncio.run(): it replaces (and so orphans, unclosed) a loop that libraries such as litellm set
+    as the thread's current loop in earlier tests, which pytest then reports as an unraisable warning.
+    """
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 @dataclass
