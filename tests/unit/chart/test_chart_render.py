@@ -360,6 +360,7 @@ def test_local_executor_mints_run_tokens_and_creates_no_pods() -> None:
     rules = operator_rules(render("local-executor.yaml"))
     assert allowed(rules, "", "serviceaccounts/token", "create")
     assert not allowed(rules, "", "pods", "create")
+    assert not allowed(rules, "", "pods/log", "get")
     assert allowed(rules, "", "pods", "watch"), "run Pods are watched by the operator in either executor"
 
 
@@ -405,6 +406,7 @@ NARROWED = {
     ("", "namespaces", "watch"): "kopf watches namespaces only when given a list of them (watchNamespaces)",
     ("", "serviceaccounts/token", "create"): "TokenRequest is only needed by the local executor",
     ("", "pods", "create"): "run Pods are only created by the pod executor",
+    ("", "pods/log", "get"): "only the pod executor reads a run Pod's log",
 }
 
 
@@ -429,6 +431,12 @@ def test_without_rbac_the_chart_creates_no_roles_and_uses_the_named_service_acco
     assert not of_kind(objs, "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount")
     pod = only(objs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "agency-operator-managed"
+
+
+def test_binding_the_operator_role_to_the_default_service_account_is_refused(tmp_path: Path) -> None:
+    proc = render_with(tmp_path, "serviceAccount:\n  create: false\n")
+    assert proc.returncode != 0
+    assert "serviceAccount.name is empty" in proc.stderr
 
 
 def test_cluster_role_binding_grants_the_operator_role_to_the_operator_service_account() -> None:
