@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from agency_runtime.api.common import RunPhase
+from agency_runtime.contract import Budget
 from agency_runtime.journal import Fenced, Kind
 from agency_runtime.journal_file import JOURNAL, FileJournal
 from agency_runtime.loop import run_agent
@@ -140,3 +142,23 @@ def test_a_finished_run_started_again_reports_the_same_result_without_any_call(
 
     assert second.to_json() == first.to_json()
     assert len(scripted_llm.requests("once")) == 1
+
+
+def test_a_restarted_run_keeps_counting_wall_time_from_its_first_start(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script(
+        "clock", [reply(tool_calls=[call("update_plan", {"plan": "p"})], usage=(4, 2))], repeat_last=True
+    )
+    spec = agent(scripted_llm.base_url, "clock")
+    crashing = CrashingJournal(runner.root / "journal" / "run-1", Kind.RESULT, "step-1/model")
+    with pytest.raises(Crash):
+        run_agent(runner.context(spec, journal=crashing, budget=Budget(max_wall_seconds=600)))
+    crashing.close()
+    an_hour_later = time.time() + 3600
+
+    result = runner.run(spec, budget=Budget(max_wall_seconds=600), clock=lambda: an_hour_later)
+
+    assert (result.phase, result.limit) == (RunPhase.BUDGET_EXCEEDED, "wall")
+    assert (result.steps, result.usage.total_tokens) == (1, 6)
+    assert len(scripted_llm.requests("clock")) == 1
