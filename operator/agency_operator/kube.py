@@ -128,6 +128,11 @@ class Kube:
         result: JsonDict = response.json()
         return result
 
+    def text(self, path: str, params: Mapping[str, str] | None = None) -> str | None:
+        """A plain-text resource (a Pod's log); None when the server cannot give it."""
+        response = self.http.get(path, params=params)
+        return response.text if response.status_code == 200 else None
+
     def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonDict:
         return self.request("GET", path, params=params)
 

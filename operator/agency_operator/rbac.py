@@ -10,7 +10,8 @@ Why each rule is there:
 - `bind` on ClusterRoles, only those named here (the ones AgentPolicies may grant): binding a ClusterRole
   the operator does not hold itself needs `bind` on it; `escalate` is never needed or granted.
 - `serviceaccounts/token` create: the local executor's TokenRequest.
-- Pods, ConfigMaps, NetworkPolicies: a run's Pod, run file and network fence.
+- Pods, ConfigMaps, NetworkPolicies: a run's Pod, run file and network fence; `pods/log` get for the
+  runtime's final result line when the container's termination message does not hold it.
 - Secrets get: check a run's model credentials exist before it starts (the local executor also reads
   the key; a Pod gets it through a secretKeyRef).
 - Events create: refusals and transitions, for `kubectl describe`.
@@ -61,6 +62,7 @@ def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]
             "resources": ["networkpolicies"],
             "verbs": [*READ, "create", "delete"],
         },
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},

@@ -30,7 +30,6 @@ from agency_runtime.contract import MODEL_API_KEY, RunEnv
 
 RUN_FILE_DIR = Path("/etc/agency/run")
 TOKEN_DIR = Path("/var/run/secrets/agency.dev/serviceaccount")
-RESULT_FILE = "/dev/termination-log"
 NON_ROOT_UID = 65532
 CONTAINER = "runtime"
 #: Seconds the Pod may outlive the run's wall-clock budget before Kubernetes stops it.
@@ -66,10 +65,12 @@ def _token_projection(policy: AgentPolicy) -> JsonDict:
 
 
 def build_env(env: RunEnv, agent: Agent) -> list[JsonDict]:
-    """The container env: RunEnv's variables, the result file, and the model key by reference only."""
-    values = dict(env.to_env())
-    values["AGENCY_RESULT_FILE"] = RESULT_FILE
-    out: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(values.items())]
+    """The container env: RunEnv's variables, and the model key by reference only.
+
+    No AGENCY_RESULT_FILE: the runtime's final result is the last line it prints, which the operator
+    reads from the termination message (a failed container's log tail) or the Pod's log.
+    """
+    out: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(env.to_env().items())]
     ref = agent.spec.model.credentials_secret_ref
     if ref is not None:
         out.append({"name": MODEL_API_KEY, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
@@ -92,7 +93,6 @@ def build_pod(
         "imagePullPolicy": pull,
         "command": list(settings.runtime_command),
         "env": build_env(env, agent),
-        "terminationMessagePath": RESULT_FILE,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,

@@ -12,7 +12,7 @@ from agency_operator.environment import build_run_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
 from agency_operator.kube import Kube, path_for
 from agency_operator.runfile import build_run_file_config_map
-from agency_operator.runpod import build_pod, pod_placement
+from agency_operator.runpod import CONTAINER, build_pod, pod_placement
 from agency_operator.settings import Settings
 
 
@@ -54,11 +54,18 @@ class PodExecutor:
             terminated: Mapping[str, Any] = {}
             for container in status.get("containerStatuses", []):
                 terminated = container.get("state", {}).get("terminated") or {}
+            result = parse_result(terminated.get("message"))
+            if result is None:
+                log = self.kube.text(
+                    path_for("v1", "pods", meta["namespace"], names.pod(meta["name"])) + "/log",
+                    {"container": CONTAINER, "tailLines": "20"},
+                )
+                result = parse_result(log)
             return Observation(
                 Progress.FINISHED,
                 started_at=started,
                 exit_code=terminated.get("exitCode"),
-                result=parse_result(terminated.get("message")),
+                result=result,
                 detail=str(status.get("message") or terminated.get("reason") or phase),
             )
         if phase == "Running":

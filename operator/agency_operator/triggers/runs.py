@@ -67,16 +67,18 @@ def _run(
     trigger_label: str,
     annotations: dict[str, str],
 ) -> JsonObject:
+    metadata: JsonObject = {
+        "name": name,
+        "labels": {SCHEDULE_LABEL: schedule.metadata.name, TRIGGER_LABEL: trigger_label},
+        "annotations": annotations,
+        "ownerReferences": [_owner(schedule)],
+    }
+    if schedule.metadata.namespace:
+        metadata["namespace"] = schedule.metadata.namespace
     return {
         "apiVersion": API_VERSION,
         "kind": "AgentRun",
-        "metadata": {
-            "name": name,
-            "namespace": schedule.metadata.namespace,
-            "labels": {SCHEDULE_LABEL: schedule.metadata.name, TRIGGER_LABEL: trigger_label},
-            "annotations": annotations,
-            "ownerReferences": [_owner(schedule)],
-        },
+        "metadata": metadata,
         "spec": {
             "agentRef": {"name": schedule.spec.agent_ref.name},
             "input": input_text,

@@ -1,7 +1,8 @@
 """A stand-in for `python -m agency_runtime` that the operator's tests start through the local executor.
 
 It reads the same contract the real runtime reads (the environment and the run file), records the
-environment it was given (`env.json` in its working folder, for tests to assert), then behaves as the
+environment it was given (`env.json` in its working folder, for tests to assert) and its start
+(a line in `starts.log`), then behaves as the
 run's input says — a JSON object:
 
 - `{"wait": true}`: wait until a file named `release` appears in the working folder;
@@ -22,6 +23,8 @@ from pathlib import Path
 
 def main() -> int:
     folder = Path.cwd()
+    with (folder / "starts.log").open("a") as starts:  # one line per process started for the run
+        starts.write(f"{os.getpid()}\n")
     (folder / "env.json").write_text(json.dumps(dict(os.environ), sort_keys=True))
     run = json.loads(Path(os.environ["AGENCY_RUN_FILE"]).read_text())
     ask = json.loads(run["input"] or "{}")
