@@ -39,7 +39,7 @@ def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="startup", registry=registry)
     def startup(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
         configure = settings
         configure.watching.server_timeout = app.watch_server_timeout_seconds
@@ -75,20 +75,20 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     app = settings
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """Log in as the `kubernetes` client does: KUBECONFIG, or the in-cluster ServiceAccount."""
         info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
         return info
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(id="shutdown", registry=registry)
     def shutdown(memo: Any, **_: Any) -> None:
         ctx = getattr(memo, "ctx", None)
         if ctx is not None:
             ctx.kube.close()
 
     # ----- AgentRun ------------------------------------------------------------------------------
-    @kopf.on.event(GROUP, VERSION, "agentruns", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-event", registry=registry)
     def run_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx = _context(memo)
         if type == "DELETED":
@@ -96,7 +96,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             return
         runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
 
-    @kopf.timer(GROUP, VERSION, "agentruns", interval=settings.resync_seconds, registry=registry)
+    @kopf.timer(
+        GROUP, VERSION, "agentruns", interval=settings.resync_seconds, id="agentrun-resync", registry=registry
+    )
     def run_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
         waiting = runs.reconcile_run(_context(memo), body.metadata.namespace or "", body.metadata.name or "")
         if waiting is not None:
@@ -107,6 +109,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         "v1",
         "pods",
         labels={names.MANAGED_BY: names.OPERATOR, names.COMPONENT_LABEL: "runtime"},
+        id="run-pod-event",
         registry=registry,
     )
     def pod_event(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -115,18 +118,20 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             runs.reconcile_run(_context(memo), body.metadata.namespace or "", run)
 
     # ----- Agent and AgentPolicy -----------------------------------------------------------------
-    @kopf.on.event(GROUP, VERSION, "agents", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "agents", id="agent-event", registry=registry)
     def agent_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         if type != "DELETED":
             agents.reconcile_agent(
                 _context(memo).kube, body.metadata.namespace or "", body.metadata.name or ""
             )
 
-    @kopf.timer(GROUP, VERSION, "agents", interval=settings.resync_seconds, registry=registry)
+    @kopf.timer(
+        GROUP, VERSION, "agents", interval=settings.resync_seconds, id="agent-resync", registry=registry
+    )
     def agent_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
         _agent(memo, body.metadata.namespace, body.metadata.name)
 
-    @kopf.on.event(GROUP, VERSION, "agentpolicies", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "agentpolicies", id="agentpolicy-event", registry=registry)
     def policy_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx, namespace = _context(memo), body.metadata.namespace or ""
         for agent in ctx.kube.list(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/agents"):
