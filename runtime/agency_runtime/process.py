@@ -3,16 +3,19 @@
 `python -m agency_runtime` (started by the operator, or by `agency run`) reads `RunEnv` from its
 environment, the run file, opens the run's journal, runs (or continues) the loop, and reports the result.
 Exit codes: 0 when a result was reported (whatever the phase), 2 when the environment or run file is
-wrong, 3 when a newer process took over the run (fenced), 1 on an unexpected error.
+wrong, 3 when a newer process took over the run (fenced), 143 when stopped by SIGTERM (the journal and
+the spans so far are kept; a new process continues the run), 1 on an unexpected error.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 
 from agency_runtime.api.agent import MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
@@ -29,7 +32,17 @@ from agency_runtime.tracing import Telemetry, TraceSettings
 
 log = logging.getLogger("agency_runtime")
 
-EXIT_OK, EXIT_ERROR, EXIT_CONTRACT, EXIT_FENCED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_CONTRACT, EXIT_FENCED, EXIT_TERMINATED = 0, 1, 2, 3, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (the pod is being deleted): stop, flush, and leave the rest to a new process."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"signal {signum}")
+
+
 MEMORY_DIR = "AGENCY_MEMORY_DIR"
 CONSOLE_TRACES = "AGENCY_TRACE_CONSOLE"
 
@@ -112,6 +125,12 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
     except Fenced as err:
         print(f"agency-runtime: fenced: {err}", file=sys.stderr)
         return EXIT_FENCED
+    except Terminated:
+        print(
+            "agency-runtime: terminated by SIGTERM; the journal keeps the run for the next process",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED
     finally:
         journal.close()
         telemetry.shutdown()
@@ -120,6 +139,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(
         level=os.environ.get("AGENCY_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s"
     )

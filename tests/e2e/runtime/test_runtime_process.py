@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -150,3 +151,21 @@ def test_a_wrong_environment_exits_2_naming_the_variable(tmp_path: Path, start_r
 
     assert process.wait() == 2
     assert "AGENCY_RUN_FILE" in process.stderr()
+
+
+def test_sigterm_stops_the_run_with_exit_143_and_a_new_process_finishes_it(
+    scripted_llm: ScriptedLLM, tmp_path: Path, start_runtime: Start
+) -> None:
+    scripted_llm.script("term", [delay(60, reply("never delivered")), reply("finished by the next process")])
+    run = RunSetup(tmp_path)
+    run.write(agent(scripted_llm.base_url, "term"), "answer")
+
+    first = start_runtime(run.env())
+    scripted_llm.wait_for_requests("term", 1, timeout=60)
+    first.proc.send_signal(signal.SIGTERM)
+    code = first.wait(timeout=30)
+    result = start_runtime(run.env()).result()
+
+    assert code == 143, first.stderr()
+    assert "terminated by SIGTERM" in first.stderr()
+    assert result["result"] == "finished by the next process"
