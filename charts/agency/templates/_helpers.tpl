@@ -92,6 +92,16 @@ The image of run Pods: runtime.image where set; an empty repository means the op
 {{- if empty .Values.runs.apiServerCIDRs }}true{{ end }}
 {{- end }}
 
+{{/* The signal Service's port: as set, else 443 with TLS and 80 without. */}}
+{{- define "agency.signalsServicePort" -}}
+{{- if .Values.signals.service.port }}{{ .Values.signals.service.port }}{{ else if .Values.signals.tls.secretName }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/* The signal endpoint's scheme. */}}
+{{- define "agency.signalsScheme" -}}
+{{- ternary "https" "http" (not (empty .Values.signals.tls.secretName)) }}
+{{- end }}
+
 {{/* Where the signal endpoint's TLS certificate is mounted. */}}
 {{- define "agency.signalsTlsDir" -}}
 /etc/agency/signals-tls

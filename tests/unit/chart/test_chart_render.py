@@ -280,6 +280,15 @@ def test_signal_endpoint_is_served_over_tls_when_a_secret_is_given() -> None:
     assert volumes[mounts[cert_dir]["name"]]["secret"]["secretName"] == "agency-signals-tls"
     service = next(o for o in of_kind(objs, "Service") if o["metadata"]["name"].endswith("-signals"))
     assert service["spec"]["ports"][0]["name"] == "https"
+    assert service["spec"]["ports"][0]["port"] == 443
+
+
+def test_signal_endpoint_without_tls_is_offered_as_plain_http_on_port_80() -> None:
+    objs = render("defaults.yaml")
+    service = next(o for o in of_kind(objs, "Service") if o["metadata"]["name"].endswith("-signals"))
+    assert service["spec"]["ports"][0]["name"] == "http"
+    assert service["spec"]["ports"][0]["port"] == 80
+    assert "AGENCY_SIGNALS_TLS_CERT_FILE" not in env_of(objs)
 
 
 def test_services_select_the_operator_pod_and_target_its_named_ports() -> None:
