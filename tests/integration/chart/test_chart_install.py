@@ -40,6 +40,7 @@ AGENT_ROLES = ("agency-agent-read-only", "agency-agent-namespace-writer")
 class Release:
     name: str
     namespace: str
+    notes: str = ""
 
     @property
     def service_account(self) -> str:
@@ -60,10 +61,12 @@ def helm(testbed: Testbed, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def install(testbed: Testbed, release: Release, *values: str) -> None:
+def install(testbed: Testbed, release: Release, *values: str) -> str:
+    """Install the chart; returns what `helm install` printed (the release notes)."""
     args = [a for v in values for a in ("--set", v)]
     proc = helm(testbed, "install", release.name, str(CHART), "--namespace", release.namespace, *args)
     assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def get_json(testbed: Testbed, *args: str) -> dict[str, Any]:
@@ -99,9 +102,9 @@ def release(testbed: Testbed) -> Iterator[Release]:
     testbed.kubectl(
         "label", "namespace", rel.namespace, "pod-security.kubernetes.io/enforce=restricted", "--overwrite"
     )
-    install(testbed, rel, "defaultPolicy.create=true")
+    notes = install(testbed, rel, "defaultPolicy.create=true")
     try:
-        yield rel
+        yield Release(rel.name, rel.namespace, notes)
     finally:
         helm(testbed, "uninstall", rel.name, "--namespace", rel.namespace)
         testbed.kubectl("delete", "namespace", rel.namespace, "--wait=false", check=False)
@@ -111,6 +114,12 @@ def test_chart_installs_as_a_deployed_release(testbed: Testbed, release: Release
     proc = helm(testbed, "status", release.name, "--namespace", release.namespace, "-o", "json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["info"]["status"] == "deployed"
+
+
+def test_install_notes_say_how_to_check_the_operator_and_upgrade_crds(release: Release) -> None:
+    assert f"rollout status deployment/{release.name}" in release.notes
+    assert "kubectl apply --server-side" in release.notes
+    assert "agency-agent-read-only, agency-agent-namespace-writer" in release.notes
 
 
 def test_installed_operator_deployment_runs_one_replica_with_recreate(
