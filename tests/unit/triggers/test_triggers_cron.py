@@ -293,3 +293,10 @@ def test_an_unknown_time_zone_is_reported_not_raised() -> None:
     decision = due_slot(obj, T0 + timedelta(minutes=1))
     assert decision.outcome == SlotOutcome.INVALID
     assert "Mars/Olympus_Mons" in decision.message
+
+
+def test_a_step_exactly_at_the_slot_time_starts_that_slot() -> None:
+    decision = due_slot(schedule(), T0 + timedelta(minutes=1))
+    assert decision.outcome == SlotOutcome.START
+    assert decision.slot == T0 + timedelta(minutes=1)
+    assert decision.next_slot == T0 + timedelta(minutes=2)
