@@ -54,7 +54,15 @@ def test_agency_run_runs_an_agent_yaml_to_a_result_and_prints_it(
     )
 
     done = _agency(
-        "run", "-f", str(agent_file), "--input", "greet me", "--journal", str(tmp_path / "j"), cwd=tmp_path
+        "run",
+        "-f",
+        str(agent_file),
+        "--input",
+        "greet me",
+        "--journal",
+        str(tmp_path / "j"),
+        "--console-traces",
+        cwd=tmp_path,
     )
 
     assert done.returncode == 0, done.stderr
@@ -69,6 +77,7 @@ def test_agency_run_runs_an_agent_yaml_to_a_result_and_prints_it(
     assert scripted_llm.requests("cli")[0]["messages"][1]["content"] == "greet me"
     assert list((tmp_path / "j").glob("local-*/journal.jsonl")), "the run's journal is in --journal"
     assert "sk-cli-secret" not in done.stdout + done.stderr
+    assert '"name": "invoke_agent greeter"' in done.stderr, "console spans go to stderr, the result to stdout"
 
 
 def test_agency_run_with_a_policy_enforces_its_budget(scripted_llm: ScriptedLLM, tmp_path: Path) -> None:
