@@ -142,9 +142,9 @@ class Meter:
             if left < MIN_OUTPUT_TOKENS:
                 raise BudgetExceeded(
                     "tokens",
-                    f"token limit of {self.budget.max_tokens} would be crossed: {self.usage.total_tokens} "
-                    f"used,"
-                    f" the next call needs about {estimated_input_tokens} prompt tokens plus its reply",
+                    f"token limit of {self.budget.max_tokens} would be crossed: "
+                    f"{self.usage.total_tokens} used, the next call needs about "
+                    f"{estimated_input_tokens} prompt tokens plus its reply",
                 )
             cap = left if cap is None else min(cap, left)
         if self.budget.max_cost_usd is not None and (prices.input_per_token or prices.output_per_token):
@@ -154,10 +154,8 @@ class Meter:
                 raise BudgetExceeded(
                     "cost",
                     f"cost limit of ${self.budget.max_cost_usd} would be crossed: "
-                    f"${self.usage.cost_usd:.6f} spent,"
-                    f" the next call costs about "
-                    f"${prices.cost(estimated_input_tokens, MIN_OUTPUT_TOKENS):.6f}"
-                    " or more",
+                    f"${self.usage.cost_usd:.6f} spent, the next call costs about "
+                    f"${prices.cost(estimated_input_tokens, MIN_OUTPUT_TOKENS):.6f} or more",
                 )
             if affordable is not None:
                 cap = affordable if cap is None else min(cap, affordable)
