@@ -55,9 +55,11 @@ class _ConfigAuth(httpx.Auth):
         self.configuration = configuration
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self.configuration.get_api_key_with_prefix("authorization")
-        if token:
-            request.headers["Authorization"] = token
+        # auth_settings() asks the configuration for the current key (refreshing it if it can), in
+        # whichever slot this client version keeps it (`BearerToken` in recent ones).
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                request.headers[setting["key"]] = setting["value"]
         yield request
 
 

@@ -31,7 +31,7 @@ from agency_operator.credentials import check_credentials
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
 from agency_operator.identity import ensure_identity, revoke_identity
-from agency_operator.kube import JsonDict, Kube, path_for
+from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy
 from agency_operator.resolve import Refusal, check_agent, policy_for, run_budget
@@ -132,7 +132,9 @@ def _reconcile(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) 
         admission = _admit(ctx, body, run, draft)
         if isinstance(admission, Refusal):
             return None if admission.permanent else admission
-        _start(ctx, admission, draft)
+        refused = _start(ctx, admission, draft)
+        if refused is not None:
+            return refused
     _mirror(ctx, body, run, draft, ctx.executor.observe(body))
     return None
 
@@ -201,9 +203,24 @@ def _admit(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> A
     return Admission(agent, policy, launch)
 
 
-def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> None:
+def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | None:
     body, policy = admission.launch.body, admission.policy
-    ensure_identity(ctx.kube, body, policy)
+    try:
+        ensure_identity(ctx.kube, body, policy)
+    except KubeError as err:
+        if err.status != 403:
+            raise
+        grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
+        return _refuse(
+            draft,
+            IDENTITY,
+            Refusal(
+                "IdentityForbidden",
+                f"The API server refused the run's identity: {err.message}. "
+                f"AgentPolicy {policy.metadata.name} grants ClusterRoles {grants}; the operator may only "
+                "bind the ClusterRoles its installation lists (the chart's bindable roles). The run waits.",
+            ),
+        )
     crash_point(ctx.settings, "serviceaccount")
     ensure(
         ctx.kube,
@@ -226,6 +243,7 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> None:
     ctx.executor.start(admission.launch)
     crash_point(ctx.settings, "start")
     draft.set(startTime=timestamp(datetime.now(UTC)))
+    return None
 
 
 def _mirror(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, seen: Observation) -> None:

@@ -79,8 +79,14 @@ class OperatorFactory:
         return self.folder / "runs"
 
     def start(
-        self, *, executor: str = "local", env: Mapping[str, str] | None = None, timeout: float = 60.0
+        self,
+        *,
+        executor: str = "local",
+        env: Mapping[str, str] | None = None,
+        kubeconfig: Path | None = None,
+        timeout: float = 60.0,
     ) -> OperatorProcess:
+        """Start an operator (as admin, or as whoever `kubeconfig` logs in as) and wait until it is live."""
         metrics_port, liveness_port = free_port(), free_port()
         log = self.folder / f"operator-{len(self.started)}.log"
         liveness = f"http://127.0.0.1:{liveness_port}/healthz"
@@ -96,6 +102,8 @@ class OperatorFactory:
             LITELLM_LOCAL_MODEL_COST_MAP="True",
             **(env or {}),
         )
+        if kubeconfig is not None:
+            full_env["KUBECONFIG"] = str(kubeconfig)
         pid = start(
             [sys.executable, "-m", "agency_operator", "--namespace", self.namespace], log, env=full_env
         )

@@ -55,6 +55,16 @@ def _status_of(testbed: Testbed, namespace: str, plural: str, name: str) -> dict
     return status
 
 
+def _wait_for_event(testbed: Testbed, namespace: str, name: str, reason: str) -> dict[str, Any]:
+    """The first Event about `name` with `reason` (Events are posted just after the status is written)."""
+
+    def found() -> list[dict[str, Any]]:
+        return [e for e in _events(testbed, namespace, name) if e["reason"] == reason]
+
+    wait_for(found, 30, f"an Event {reason} about {name}")
+    return found()[0]
+
+
 def _no_identity(testbed: Testbed, namespace: str) -> bool:
     return api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/r1") is None
 
@@ -78,9 +88,9 @@ def test_policy_forbidding_the_agents_model_blocks_the_run_with_a_readable_condi
     )
     assert run_status(testbed, namespace, "r1")["phase"] == "Pending"
     assert _no_identity(testbed, namespace)
-    warnings = [e for e in _events(testbed, namespace, "r1") if e["reason"] == "ModelNotAllowed"]
-    assert warnings
-    assert warnings[0]["type"] == "Warning"
+    event = _wait_for_event(testbed, namespace, "r1", "ModelNotAllowed")
+    assert event["type"] == "Warning"
+    assert event["message"] == cond["message"]
 
 
 def test_a_blocked_run_starts_once_its_policy_allows_the_model(
@@ -133,7 +143,8 @@ def test_missing_secret_holds_the_run_naming_the_secret_and_key(
     assert "Secret model-key" in cond["message"]
     assert "key apiKey" in cond["message"]
     assert _no_identity(testbed, namespace)
-    assert any(e["reason"] == "SecretNotFound" for e in _events(testbed, namespace, "r1"))
+    event = _wait_for_event(testbed, namespace, "r1", "SecretNotFound")
+    assert (event["type"], event["message"]) == ("Warning", cond["message"])
 
 
 def test_missing_secret_key_holds_the_run_until_the_key_exists(

@@ -1,0 +1,122 @@
+"""The operator needs only `rbac.build_operator_cluster_role`: no `escalate`, `bind` on listed roles."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agency_operator.rbac import build_operator_cluster_role
+from agency_testbed.cluster import Kubectl, Testbed
+from agency_testbed.fixtures_operator import (
+    STUB_ENV,
+    OperatorFactory,
+    agent,
+    api_get,
+    apply,
+    condition,
+    policy,
+    run,
+    run_path,
+    secret,
+    wait_for,
+    wait_for_phase,
+)
+
+
+@pytest.fixture
+def operator_kubeconfig(testbed: Testbed, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """A kubeconfig of a ServiceAccount bound to the operator's ClusterRole (binding only `view`)."""
+    name = f"agency-operator-test-{secrets.token_hex(3)}"
+    role = build_operator_cluster_role(name, ["view"])
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "agency-operator", "namespace": namespace}],
+    }
+    testbed.kubectl("create", "serviceaccount", "agency-operator", "-n", namespace)
+    testbed.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
+    )
+    token = testbed.kubectl(
+        "create", "token", "agency-operator", "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    path = tmp_path / "operator.kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "testbed",
+                        "cluster": {
+                            "server": testbed.server,
+                            "certificate-authority": str(testbed.folder / "pki" / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [{"name": "operator", "context": {"cluster": "testbed", "user": "operator"}}],
+                "current-context": "operator",
+            }
+        )
+    )
+    yield path
+    testbed.kubectl("delete", "clusterrolebinding,clusterrole", name, check=False)
+
+
+def test_operator_with_only_its_documented_role_runs_a_governed_run(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str, operator_kubeconfig: Path
+) -> None:
+    apply(
+        kubectl,
+        secret(namespace),
+        policy(namespace, identity={"clusterRoles": [{"name": "view"}]}),
+        agent(namespace),
+        run(namespace, ask={"wait": True}),
+    )
+    operator.start(executor="local", env=STUB_ENV, kubeconfig=operator_kubeconfig)
+    wait_for_phase(testbed, namespace, "r1", "Running")
+    uid = api_get(testbed, run_path(namespace, "r1"))["metadata"]["uid"]  # type: ignore[index]
+    folder = operator.workdir / namespace / f"r1-{uid}"
+    with testbed.http(token=(folder / "token").read_text()) as http:
+        assert (
+            http.get(f"/api/v1/namespaces/{namespace}/pods").status_code == 200
+        )  # `view`, bound by the operator
+    (folder / "release").touch()
+    status = wait_for_phase(testbed, namespace, "r1", "Succeeded")
+    assert (condition(status, "IdentityReady") or {}).get("reason") == "Revoked"
+
+
+def test_operator_cannot_grant_a_cluster_role_it_may_not_bind(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str, operator_kubeconfig: Path
+) -> None:
+    apply(
+        kubectl,
+        secret(namespace),
+        policy(namespace, identity={"clusterRoles": [{"name": "admin"}]}),
+        agent(namespace),
+        run(namespace),
+    )
+    operator.start(executor="local", env=STUB_ENV, kubeconfig=operator_kubeconfig)
+
+    def refused() -> dict[str, Any]:
+        status = (api_get(testbed, run_path(namespace, "r1")) or {}).get("status") or {}
+        return condition(status, "IdentityReady") or {}
+
+    wait_for(
+        lambda: refused().get("reason") == "IdentityForbidden", 30, "the run to report its identity refused"
+    )
+    assert "admin" in refused()["message"]
+    path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/agency-run-r1-admin"
+    assert api_get(testbed, path) is None
+    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is None
+    assert ((api_get(testbed, run_path(namespace, "r1")) or {}).get("status") or {}).get("phase") == "Pending"
