@@ -1,0 +1,107 @@
+"""The `local` executor: the process it starts, what it is given, and what happens when the run goes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from agency_testbed.cluster import Kubectl, Testbed
+from agency_testbed.fixtures_operator import (
+    STUB_ENV,
+    OperatorFactory,
+    agent,
+    api_get,
+    apply,
+    policy,
+    run,
+    run_path,
+    secret,
+    wait_for,
+    wait_for_phase,
+)
+
+
+def _folder(operator: OperatorFactory, testbed: Testbed, namespace: str, name: str = "r1") -> Path:
+    uid = api_get(testbed, run_path(namespace, name))["metadata"]["uid"]  # type: ignore[index]
+    return operator.workdir / namespace / f"{name}-{uid}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_local_process_gets_the_contract_env_the_key_and_a_token_but_no_secret_in_files(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    apply(
+        kubectl,
+        secret(namespace, data={"apiKey": "sk-local-secret-value"}),
+        policy(namespace, budgets={"perRun": {"maxTokens": 5000}}),
+        agent(namespace),
+        run(namespace, budget={"maxTokens": 300}),
+    )
+    operator.start(executor="local", env={**STUB_ENV, "AGENCY_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    wait_for_phase(testbed, namespace, "r1", "Succeeded")
+    folder = _folder(operator, testbed, namespace)
+    env = json.loads((folder / "env.json").read_text())
+    assert env["AGENCY_MODEL_API_KEY"] == "sk-local-secret-value"
+    assert env["AGENCY_BUDGET_MAX_TOKENS"] == "300"
+    assert env["AGENCY_KUBE_API"] == testbed.server
+    assert Path(env["AGENCY_KUBE_TOKEN_FILE"]) == folder / "token"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    assert (
+        env["OTEL_RESOURCE_ATTRIBUTES"] == f"agency.agent=helper,agency.run=r1,k8s.namespace.name={namespace}"
+    )
+    assert not {k for k in env if k.startswith("KUBE") or k == "AGENCY_TEST_CRASH_AFTER"}
+    for written in folder.iterdir():
+        if written.name != "env.json":  # the stub's own record of its environment
+            assert "sk-local-secret-value" not in written.read_text(errors="replace"), written
+    assert "sk-local-secret-value" not in json.dumps(api_get(testbed, run_path(namespace, "r1")))
+    assert "sk-local-secret-value" not in operator.started[0].log.read_text()
+
+
+def test_deleting_a_running_local_run_stops_its_process(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace, ask={"wait": True}))
+    operator.start(executor="local", env=STUB_ENV)
+    wait_for_phase(testbed, namespace, "r1", "Running")
+    pid = int((_folder(operator, testbed, namespace) / "pid").read_text())
+    assert _alive(pid)
+    kubectl("delete", "agentrun", "r1", "-n", namespace)
+    wait_for(lambda: not _alive(pid), 30, "the run's process to be stopped")
+
+
+def test_operator_metrics_count_runs_by_phase_and_usage_by_agent_and_logs_are_json(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    usage = {"inputTokens": 70, "outputTokens": 7, "costUSD": 0.25}
+    apply(
+        kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace, ask={"usage": usage})
+    )
+    op = operator.start(executor="local", env=STUB_ENV)
+    wait_for_phase(testbed, namespace, "r1", "Succeeded")
+    labels = f'agent="helper",namespace="{namespace}"'
+
+    def metrics_show_the_run() -> bool:
+        text = op.metrics()
+        return f'agency_run_phase_transitions_total{{{labels},phase="Succeeded"}} 1.0' in text
+
+    wait_for(metrics_show_the_run, 10, "the Succeeded run in the metrics")
+    text = op.metrics()
+    assert f'agency_model_tokens_total{{{labels[:-1]}",direction="input"}}'.replace('""', '"') in text or (
+        f'agency_model_tokens_total{{agent="helper",direction="input",namespace="{namespace}"}} 70.0' in text
+    )
+    assert (
+        f'agency_model_tokens_total{{agent="helper",direction="output",namespace="{namespace}"}} 7.0' in text
+    )
+    assert f"agency_model_cost_usd_total{{{labels}}} 0.25" in text
+    assert 'agency_reconcile_duration_seconds_count{kind="AgentRun"}' in text
+    lines = [line for line in op.log.read_text().splitlines() if line.strip()]
+    assert lines
+    assert all(isinstance(json.loads(line), dict) for line in lines)
