@@ -110,10 +110,14 @@ class FallbackModel(ApiModel):
 class ModelPricing(ApiModel):
     """What the model costs, for models litellm has no price for (self-hosted, new or private ones)."""
 
-    input_per_million_tokens_usd: Annotated[float, Field(ge=0, le=10_000)]
+    input_per_million_tokens_usd: Annotated[float, Field(ge=0, le=10_000)] = Field(
+        alias="inputPerMillionTokensUSD"
+    )
     """US dollars per million input (prompt) tokens."""
 
-    output_per_million_tokens_usd: Annotated[float, Field(ge=0, le=10_000)]
+    output_per_million_tokens_usd: Annotated[float, Field(ge=0, le=10_000)] = Field(
+        alias="outputPerMillionTokensUSD"
+    )
     """US dollars per million output (completion) tokens."""
 
 

@@ -118,8 +118,8 @@ def test_the_agents_own_pricing_counts_cost_for_a_model_litellm_cannot_price(
 ) -> None:
     scripted_llm.script("selfhosted", [_provider(10, 100)], repeat_last=True)
     pricing = {
-        "inputPerMillionTokensUsd": 1000.0,
-        "outputPerMillionTokensUsd": 2000.0,
+        "inputPerMillionTokensUSD": 1000.0,
+        "outputPerMillionTokensUSD": 2000.0,
     }  # $0.001 / $0.002 a token
     spec = agent(scripted_llm.base_url, "selfhosted", model={"pricing": pricing})
 
