@@ -23,6 +23,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from agency_runtime.api.common import Risk, RunPhase
 from agency_runtime.budget import BudgetExceeded, Meter, Prices, Usage
+from agency_runtime.compaction import CompactionSettings, Compactor
 from agency_runtime.contract import Budget
 from agency_runtime.journal import Journal, Kind, Replay
 from agency_runtime.llm import (
@@ -35,6 +36,7 @@ from agency_runtime.llm import (
     prices_for,
 )
 from agency_runtime.runfile import RunFile
+from agency_runtime.sidecall import SideCalls
 from agency_runtime.tools.base import JsonDict, Tool, ToolContext, ToolError, ToolOutcome, parse_arguments
 from agency_runtime.tools.gate import Decision, GateResult, decide
 from agency_runtime.tools.memory import MemoryStore
@@ -140,6 +142,8 @@ class RunContext:
     clock: Callable[[], float] = time.time
     on_progress: Callable[[Progress], None] | None = None
     """Called after every step (also replayed ones); a status reporter publishes it."""
+    compaction: CompactionSettings = field(default_factory=CompactionSettings.from_environ)
+    """When older steps are summarized to keep the conversation inside the model's context window."""
 
 
 def system_prompt(instructions: str, plan: str | None, lessons: list[str]) -> str:
@@ -210,6 +214,8 @@ class _Loop:
         self.notifications: list[JsonDict] = []
         self.messages: list[Message] = [{"role": "user", "content": ctx.run.input or "(no input)"}]
         self.prices: Prices = prices_for(ctx.run.agent.model)
+        self.calls = SideCalls(ctx.journal, replay, meter, ctx.telemetry, ctx.clock)
+        self.compactor = Compactor(ctx.compaction, self.calls, ctx.model, self.prices)
 
     def _end(self, phase: RunPhase, reason: str, message: str, **extra: Any) -> RunResult:
         return RunResult(
@@ -265,18 +271,20 @@ class _Loop:
 
     def _model_step(self, step: int) -> Answer:
         key = f"step-{step}/model"
+        system = {"role": "system", "content": self._system()}
+        self.messages = self.compactor.before_step(step, system, self.messages, self.ctx.tools.schemas())
         done = self.replay.result(key)
         answer = Answer.from_json(done) if done is not None else self._ask_model(key)
         self.meter.record_call(answer.input_tokens, answer.output_tokens, answer.cost_usd)
         return answer
 
+    def _system(self) -> str:
+        return system_prompt(self.ctx.run.agent.instructions, self.plan, self.lessons)
+
     def _ask_model(self, key: str) -> Answer:
         ctx = self.ctx
         spec = ctx.run.agent.model
-        full = [
-            {"role": "system", "content": system_prompt(ctx.run.agent.instructions, self.plan, self.lessons)}
-        ]
-        full += self.messages
+        full = [{"role": "system", "content": self._system()}, *self.messages]
         tools = ctx.tools.schemas()
         estimate = count_prompt_tokens(spec.name, full, tools)
         allowance = self.meter.allow_call(estimate, spec.parameters.max_output_tokens, self.prices)
