@@ -1,0 +1,1 @@
+"""Benchmarks: each measures Agency against a baseline in the same run and prints ratios, never asserts."""

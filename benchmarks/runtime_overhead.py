@@ -1,0 +1,239 @@
+"""Runtime overhead: the agent loop (journal, budget, gate, tracing) against a bare litellm tool loop.
+
+Both loops run the same 20-step conversation against the same scripted model, calling the same local HTTP
+endpoint once per step, in this process, interleaved so drift on a busy machine hits both alike. What
+differs is what Agency adds per step: an fsync'd journal intent and result around every model and tool
+call, the budget estimate, the policy gate and the GenAI spans. Second table: process start to the first
+model request, `python -m agency_runtime` against a bare `python -c` that imports litellm and calls it.
+
+Targets (issue "Prove it"): per-step overhead <= 10% at 20 steps; start to first request <= 2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agency_runtime.api.agent import AgentSpec
+from agency_runtime.api.policy import AgentPolicySpec
+from agency_runtime.contract import Budget, RunEnv
+from agency_runtime.journal_file import FileJournal
+from agency_runtime.llm import ModelClient
+from agency_runtime.loop import RunContext, run_agent
+from agency_runtime.runfile import RunFile, write_run_file
+from agency_runtime.tools.memory import FileMemory
+from agency_runtime.tools.registry import build_registry
+from agency_runtime.tracing import Telemetry, TraceSettings
+from agency_testbed.llm import ScriptedLLM
+from agency_testbed.llm_script import Reply, call, reply
+
+STEPS = 20
+ROUNDS = 5
+STARTS = 5
+
+
+class _Endpoint(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        body = b'{"celsius": 5.4}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _script(url: str) -> list[Reply]:
+    turns = [reply(tool_calls=[call("http_request", {"method": "GET", "url": url})], usage=(400, 30))] * STEPS
+    return [*turns, reply("done", usage=(400, 5))]
+
+
+def _agent(base_url: str, conversation: str, host: str) -> AgentSpec:
+    return AgentSpec.model_validate(
+        {
+            "instructions": "Read the sensor until told to stop.",
+            "model": {"name": f"openai/{conversation}", "apiBase": base_url},
+            "tools": [{"name": "http_request", "builtin": "http", "settings": {"allowedHosts": host}}],
+        }
+    )
+
+
+def _policy() -> AgentPolicySpec:
+    return AgentPolicySpec.model_validate({"autonomy": {"readOnly": {"level": "act"}}})
+
+
+def bare_loop(base_url: str, conversation: str, url: str) -> float:
+    """The least a tool-calling loop can do: call, run the tool, append, repeat."""
+    import litellm
+
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "http_request",
+            "parameters": {
+                "type": "object",
+                "properties": {"method": {"type": "string"}, "url": {"type": "string"}},
+            },
+        },
+    }
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Read the sensor until told to stop."}]
+    started = time.perf_counter()
+    with httpx.Client(timeout=10) as http:
+        while True:
+            answer = litellm.completion(
+                model=f"openai/{conversation}",
+                api_base=base_url,
+                api_key="bench",
+                messages=messages,
+                tools=[tool],
+                num_retries=0,
+            )
+            message = answer.choices[0].message
+            if not message.tool_calls:
+                break
+            messages.append(message.model_dump())
+            for tool_call in message.tool_calls:
+                arguments = json.loads(tool_call.function.arguments)
+                result = http.request(arguments["method"], arguments["url"]).text
+                messages.append({"role": "tool", "tool_call_id": tool_call.id, "content": result})
+    return time.perf_counter() - started
+
+
+def agency_loop(base_url: str, conversation: str, host: str, root: Path) -> float:
+    spec = _agent(base_url, conversation, host)
+    policy = _policy()
+    memory = FileMemory(root / "memory.json")
+    ctx = RunContext(
+        run_id=conversation,
+        agent_name="bench",
+        run=RunFile(agent=spec, policy=policy, input="Read the sensor until told to stop."),
+        budget=Budget(max_steps=STEPS + 5),
+        journal=FileJournal(root / "journal" / conversation),
+        model=ModelClient(spec.model, "bench"),
+        tools=build_registry(spec, policy, memory),
+        telemetry=Telemetry(TraceSettings(capture_content=False)),
+        memory=memory,
+    )
+    started = time.perf_counter()
+    try:
+        result = run_agent(ctx)
+    finally:
+        ctx.journal.close()
+        ctx.telemetry.shutdown()
+    elapsed = time.perf_counter() - started
+    if result.phase.value != "Succeeded" or result.steps < STEPS:
+        raise RuntimeError(f"the agency loop did not finish the script: {result.phase} {result.message}")
+    return elapsed
+
+
+def start_latency(
+    llm: ScriptedLLM, root: Path, argv: list[str], env: dict[str, str], conversation: str
+) -> float:
+    llm.script(conversation, [reply("done", usage=(10, 1))], repeat_last=True)
+    llm_records_before = len(llm.recorded(conversation))
+    spawned = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        llm.wait_for_requests(conversation, llm_records_before + 1, timeout=60)
+    finally:
+        proc.wait(timeout=60)
+    return llm.recorded(conversation)[llm_records_before].received - spawned
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    endpoint = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{endpoint.server_address[1]}/reading"
+    bare: list[float] = []
+    ours: list[float] = []
+    with ScriptedLLM() as llm, tempfile.TemporaryDirectory(prefix="agency-bench-") as tmp:
+        root = Path(tmp)
+        bare_loop_warm = "warm-bare"
+        llm.script(bare_loop_warm, _script(url))
+        bare_loop(llm.base_url, bare_loop_warm, url)  # imports litellm and warms its first call
+        for round_ in range(ROUNDS):
+            for kind in ("bare", "agency") if round_ % 2 == 0 else ("agency", "bare"):
+                conversation = f"{kind}-{round_}"
+                llm.script(conversation, _script(url))
+                if kind == "bare":
+                    bare.append(bare_loop(llm.base_url, conversation, url) / STEPS)
+                else:
+                    ours.append(agency_loop(llm.base_url, conversation, "127.0.0.1", root) / STEPS)
+
+        # Process start to first model request.
+        spec = _agent(llm.base_url, "start-agency", "127.0.0.1")
+        run_file = root / "start" / "run.json"
+        run_file.parent.mkdir(parents=True)
+        write_run_file(RunFile(agent=spec, policy=None, input="hello"), run_file)
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        starts_ours: list[float] = []
+        starts_bare: list[float] = []
+        bare_code = (
+            f"import litellm; litellm.completion(model='openai/start-bare', api_base={llm.base_url!r}, "
+            "api_key='x', messages=[{'role': 'user', 'content': 'hello'}], num_retries=0)"
+        )
+        for i in range(STARTS):
+            env = RunEnv(
+                run_name=f"start-{i}",
+                namespace="bench",
+                run_uid=f"uid-{i}",
+                agent_name="bench",
+                run_file=run_file,
+                api_server="https://127.0.0.1:1",
+                journal=f"file:{root / 'start' / str(i)}",
+            ).to_env()
+            env = {**base_env, **env, "AGENCY_MODEL_API_KEY": "bench"}
+            starts_ours.append(
+                start_latency(llm, root, [sys.executable, "-m", "agency_runtime"], env, "start-agency")
+            )
+            starts_bare.append(
+                start_latency(llm, root, [sys.executable, "-c", bare_code], base_env, "start-bare")
+            )
+    endpoint.shutdown()
+
+    ours_ms = [s * 1000 for s in ours]
+    bare_ms = [s * 1000 for s in bare]
+    ratio = statistics.median(ours) / statistics.median(bare)
+    print(f"per-step time over {STEPS} steps, {ROUNDS} rounds each (ms)")
+    print(f"  {'loop':<28} {'median':>8} {'p90':>8}")
+    for label, values in (("bare litellm tool loop", bare_ms), ("agency loop", ours_ms)):
+        print(f"  {label:<28} {statistics.median(values):>8.2f} {_percentile(values, 90):>8.2f}")
+    print(f"  ratio agency/bare (median): {ratio:.2f}  (target <= 1.10)")
+    start_ratio = statistics.median(starts_ours) / statistics.median(starts_bare)
+    print(f"\nprocess start to first model request, {STARTS} starts each (s)")
+    print(f"  {'process':<28} {'median':>8} {'max':>8}")
+    print(
+        f"  {'python -c (litellm only)':<28} {statistics.median(starts_bare):>8.2f} {max(starts_bare):>8.2f}"
+    )
+    print(
+        f"  {'python -m agency_runtime':<28} {statistics.median(starts_ours):>8.2f} {max(starts_ours):>8.2f}"
+    )
+    print(f"  ratio agency/bare (median): {start_ratio:.2f}  (target: agency <= 2.0 s)")
+    print(
+        f"\nsummary: per-step overhead {100 * (ratio - 1):+.0f}% vs a bare litellm loop; "
+        f"start to first request {statistics.median(starts_ours):.2f} s "
+        f"({start_ratio:.2f}x a bare litellm process)"
+    )
+
+
+if __name__ == "__main__":
+    main()
