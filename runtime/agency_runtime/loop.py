@@ -24,8 +24,10 @@ from opentelemetry.trace import Status, StatusCode
 from agency_runtime.api.common import Risk, RunPhase
 from agency_runtime.budget import BudgetExceeded, Meter, Prices, Usage
 from agency_runtime.compaction import CompactionSettings, Compactor
+from agency_runtime.conclusion import conclude
 from agency_runtime.contract import Budget
 from agency_runtime.journal import Journal, Kind, Replay
+from agency_runtime.judge import JudgeSettings
 from agency_runtime.llm import (
     Answer,
     Message,
@@ -74,6 +76,10 @@ class RunResult:
     proposal: JsonDict | None = None
     notifications: list[JsonDict] = field(default_factory=list)
     limit: str | None = None
+    reflection: JsonDict | None = None
+    """What reflection did at the end: the lesson stored for later runs, or why there is none."""
+    judge: JsonDict | None = None
+    """The judge's verdict (`score` 0..1 and `reason`, or `scored: false` and why), when a judge is set."""
 
     def to_json(self) -> JsonDict:
         out: JsonDict = {
@@ -92,6 +98,10 @@ class RunResult:
             out["notifications"] = self.notifications
         if self.limit is not None:
             out["limit"] = self.limit
+        if self.reflection is not None:
+            out["reflection"] = self.reflection
+        if self.judge is not None:
+            out["judge"] = self.judge
         return out
 
     @classmethod
@@ -113,6 +123,8 @@ class RunResult:
             proposal=raw.get("proposal"),
             notifications=list(raw.get("notifications") or ()),
             limit=raw.get("limit"),
+            reflection=raw.get("reflection"),
+            judge=raw.get("judge"),
         )
 
 
@@ -144,6 +156,8 @@ class RunContext:
     """Called after every step (also replayed ones); a status reporter publishes it."""
     compaction: CompactionSettings = field(default_factory=CompactionSettings.from_environ)
     """When older steps are summarized to keep the conversation inside the model's context window."""
+    judge: JudgeSettings | None = None
+    """The judge of finished runs; None: the Agent spec's `judge`, if any."""
 
 
 def system_prompt(instructions: str, plan: str | None, lessons: list[str]) -> str:
@@ -187,6 +201,8 @@ def run_agent(ctx: RunContext) -> RunResult:
         meter = Meter(ctx.budget, float(started.data["startedAt"]), clock=ctx.clock)
         loop = _Loop(ctx, replay, meter, list(started.data.get("lessons") or ()))
         result = loop.run()
+        if result.phase.finished:
+            conclude(ctx, loop.calls, loop.prices, loop.messages, result, span)
         result.trace_id = trace_id_of(span)
         span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)

@@ -230,9 +230,10 @@ def test_lessons_in_memory_are_in_the_system_prompt_and_notes_persist(
         [
             reply(tool_calls=[call("memory_write", {"key": "lesson-1", "value": "check the freezer first"})]),
             reply("ok"),
+            reply("none"),  # the reflection at the end of the run
         ],
     )
-    scripted_llm.script("memo2", [reply("ok again")])
+    scripted_llm.script("memo2", [reply("ok again"), reply("none")])
 
     runner.run(agent(scripted_llm.base_url, "memo", memory={"scope": "Agent"}), run_id="first")
     runner.run(agent(scripted_llm.base_url, "memo2", memory={"scope": "Agent"}), run_id="second")

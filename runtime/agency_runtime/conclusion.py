@@ -1,0 +1,45 @@
+"""What happens after a run has ended and before it is reported: reflection, then the optional judge.
+
+Both are side calls (see `sidecall`): journaled, counted against the budget, never able to change how the
+run ended. The result carries what they did (`reflection`, `judge`) and the usage including them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry.trace import Span
+
+from agency_runtime import judge as judging
+from agency_runtime.api.agent import MemoryScope
+from agency_runtime.budget import Prices
+from agency_runtime.llm import Message
+from agency_runtime.reflection import Outcome, reflect
+from agency_runtime.sidecall import SideCalls
+
+if TYPE_CHECKING:
+    from agency_runtime.loop import RunContext, RunResult
+
+
+def conclude(
+    ctx: RunContext,
+    calls: SideCalls,
+    prices: Prices,
+    messages: Sequence[Message],
+    result: RunResult,
+    span: Span,
+) -> None:
+    """Reflect (agents with memory scope Agent) and judge (when a judge is set) a finished run."""
+    outcome = Outcome(result.phase.value, result.reason, result.message, result.result, result.plan)
+    task = ctx.run.input
+    if ctx.memory is not None and ctx.run.agent.memory.scope is MemoryScope.AGENT:
+        reflection = reflect(calls, ctx.model, prices, ctx.memory, ctx.run_id, task, outcome, messages)
+        result.reflection = reflection.to_json()
+    settings = ctx.judge or judging.settings_of(ctx.run.agent)
+    if settings is not None:
+        verdict = judging.score(calls, settings, ctx.model.api_key, task, outcome, messages)
+        result.judge = verdict.to_json()
+        if verdict.score is not None:
+            span.set_attribute(judging.SCORE_ATTRIBUTE, verdict.score)
+    result.usage = calls.meter.usage
