@@ -73,15 +73,16 @@ def namespace(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[str]
 
 @pytest.fixture(scope="session")
 def agency_crds(testbed: Testbed) -> list[str]:
-    """Every CRD in `crds/`, applied and Established; returns their names."""
+    """Every file in `crds/` applied (CRDs, Established, and admission policies); returns the CRD names."""
     files = sorted((REPO / "crds").glob("*.yaml"))
     if not files:
         pytest.fail("crds/ is empty: run `make crds`")
     args = [a for f in files for a in ("-f", str(f))]
     testbed.kubectl("apply", "--server-side", "--force-conflicts", *args)
     out = testbed.kubectl("get", *args, "-o", "name").stdout.split()
-    testbed.kubectl("wait", "--for=condition=Established", "--timeout=60s", *out)
-    return [n.split("/", 1)[1] for n in out]
+    crds = [n for n in out if n.startswith("customresourcedefinition")]  # beside them: admission policies
+    testbed.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds)
+    return [n.split("/", 1)[1] for n in crds]
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from agency_runtime.api.common import Risk, RunPhase
+from agency_runtime.api.run import Approval
+from agency_runtime.approvals import Outcome, Verdict, judge
 from agency_runtime.budget import BudgetExceeded, Meter, Prices, Usage
 from agency_runtime.compaction import CompactionSettings, Compactor
 from agency_runtime.conclusion import conclude
@@ -135,6 +138,7 @@ class Progress:
     steps: int
     usage: Usage
     plan: str | None
+    trace_id: str | None = None
 
 
 @dataclass
@@ -158,6 +162,8 @@ class RunContext:
     """When older steps are summarized to keep the conversation inside the model's context window."""
     judge: JudgeSettings | None = None
     """The judge of finished runs; None: the Agent spec's `judge`, if any."""
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    """Decisions recorded in the AgentRun's spec.approvals, by proposal id (read when the process starts)."""
 
 
 def system_prompt(instructions: str, plan: str | None, lessons: list[str]) -> str:
@@ -275,7 +281,14 @@ class _Loop:
                             result=outcome.content,
                         )
                 if self.ctx.on_progress is not None:
-                    self.ctx.on_progress(Progress(self.meter.steps, self.meter.usage, self.plan))
+                    self.ctx.on_progress(
+                        Progress(
+                            self.meter.steps,
+                            self.meter.usage,
+                            self.plan,
+                            trace_id_of(trace.get_current_span()),
+                        )
+                    )
         except _Stop as stop:
             return stop.result
         except BudgetExceeded as exceeded:
@@ -392,7 +405,9 @@ class _Loop:
         if gate.decision is Decision.NOTIFY:
             return self._notify(key, call, gate)
         if gate.decision is Decision.PROPOSE:
-            self._propose(key, call, gate)
+            refused = self._propose(key, call, gate)
+            if refused is not None:
+                return refused
         return self._act(key, call, tool, arguments, gate.risk)
 
     def _notify(self, key: str, call: ToolCall, gate: GateResult) -> ToolOutcome:
@@ -413,12 +428,53 @@ class _Loop:
         )
         return outcome
 
-    def _propose(self, key: str, call: ToolCall, gate: GateResult) -> None:
-        """Hold the run: record the proposal (once) and stop WaitingForApproval. Resuming after a decision
-        is not built yet; a restarted process stops here again."""
+    def _verdict(self, key: str, proposal: JsonDict) -> Verdict:
+        """The decision on a proposal: journaled by an earlier process, else judged now from spec.approvals
+        (and journaled, with the approver, and added to the run span)."""
+        for record in self.replay.records:
+            if record.kind is Kind.EVENT and record.key == f"{key}/decision":
+                return Verdict.from_json(record.data)
+        verdict = judge(proposal, self.ctx.approvals, self.ctx.run.policy, self.ctx.clock())
+        for notice in verdict.ignored:
+            self.ctx.journal.append(
+                Kind.EVENT,
+                f"{key}/decision-ignored",
+                {"proposalId": proposal["proposalId"], "notice": notice},
+            )
+        if verdict.outcome is Outcome.WAITING:
+            return verdict
+        self.ctx.journal.append(
+            Kind.EVENT, f"{key}/decision", {"proposalId": proposal["proposalId"], **verdict.to_json()}
+        )
+        attributes = {
+            "agency.proposal.id": str(proposal["proposalId"]),
+            "agency.proposal.tool": str(proposal.get("tool", "")),
+            "agency.approval.decision": verdict.outcome.value,
+        }
+        if verdict.by:
+            attributes["agency.approval.by"] = verdict.by
+        trace.get_current_span().add_event("agency.approval", attributes)
+        return verdict
+
+    def _propose(self, key: str, call: ToolCall, gate: GateResult) -> ToolOutcome | None:
+        """Hold the run until an approver decides: record the proposal (once) and stop WaitingForApproval.
+
+        A process started after a decision goes on: None when the call was approved (the caller makes
+        it), the refusal the model reads when it was rejected or the proposal expired."""
         existing = self.replay.proposals.get(key)
         if existing is not None:
             proposal = existing.data
+            verdict = self._verdict(key, proposal)
+            if verdict.outcome is Outcome.APPROVED:
+                return None
+            if verdict.outcome is not Outcome.WAITING:
+                outcome = ToolOutcome.error(verdict.told_to_model())
+                self.ctx.journal.append(
+                    Kind.RESULT,
+                    key,
+                    {"tool": call.name, "outcome": outcome.to_json(), "gate": verdict.outcome.value.lower()},
+                )
+                return outcome
         else:
             proposal = {
                 "proposalId": f"p-{uuid.uuid4().hex[:12]}",

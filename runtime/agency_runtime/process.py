@@ -19,13 +19,17 @@ from types import FrameType
 
 from agency_runtime.api.agent import MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
+from agency_runtime.approvals import load_decisions
 from agency_runtime.contract import MODEL_API_KEY, Budget, ContractError, RunEnv
 from agency_runtime.journal import Fenced, Journal
 from agency_runtime.journal_file import file_journal_for
+from agency_runtime.journal_kube import kube_journal_for
+from agency_runtime.kube import KubeClient, client_for, run_object
 from agency_runtime.llm import ModelClient
 from agency_runtime.loop import RunContext, run_agent
 from agency_runtime.report import RESULT_FILE, FileReporter, Reporters, StatusReporter, StreamReporter
 from agency_runtime.runfile import RunFile, RunFileError, load_run_file
+from agency_runtime.status_kube import KubeStatusReporter
 from agency_runtime.tools.memory import FileMemory, MemoryStore
 from agency_runtime.tools.registry import build_registry
 from agency_runtime.tracing import Telemetry, TraceSettings
@@ -47,12 +51,24 @@ MEMORY_DIR = "AGENCY_MEMORY_DIR"
 CONSOLE_TRACES = "AGENCY_TRACE_CONSOLE"
 
 
-def journal_for(env: RunEnv) -> tuple[Journal, Path]:
-    """The journal backend named by AGENCY_JOURNAL (`file:<dir>`; the Kubernetes backend is not built yet)."""
+KUBE_JOURNAL = "kubernetes"
+POD_STATE = Path("/tmp/agency")  # noqa: S108 - a pod's own writable scratch folder, not shared
+
+
+def journal_for(env: RunEnv, kube: KubeClient | None = None) -> tuple[Journal, Path]:
+    """The journal backend named by AGENCY_JOURNAL (`file:<dir>`, or `kubernetes`: ConfigMaps the run owns)
+    and the folder for local state (memory files) that goes with it."""
     if env.journal.startswith("file:"):
         root = Path(env.journal.removeprefix("file:"))
         return file_journal_for(root, env.run_uid), root
-    raise ContractError(f"AGENCY_JOURNAL={env.journal!r}: only file:<dir> journals are supported so far")
+    if env.journal == KUBE_JOURNAL:
+        if kube is None:
+            raise ContractError(
+                "AGENCY_JOURNAL=kubernetes needs the run's API access: AGENCY_KUBE_API (https://...) and "
+                "AGENCY_KUBE_TOKEN_FILE"
+            )
+        return kube_journal_for(kube, run_object(env)), POD_STATE
+    raise ContractError(f"AGENCY_JOURNAL={env.journal!r}: use kubernetes or file:<dir>")
 
 
 def memory_for(
@@ -82,10 +98,15 @@ def content_capture(policy: AgentPolicySpec | None) -> bool:
     return policy is not None and policy.tracing.content_capture is ContentCapture.ENABLED
 
 
-def reporter_for(environ: Mapping[str, str]) -> StatusReporter:
+def reporter_for(
+    environ: Mapping[str, str], client: KubeClient | None = None, env: RunEnv | None = None
+) -> StatusReporter:
+    """The result line on stdout, a result file if asked for, and live status when the run has a token."""
     reporters: list[StatusReporter] = [StreamReporter()]
     if environ.get(RESULT_FILE):
         reporters.append(FileReporter(Path(environ[RESULT_FILE])))
+    if client is not None and env is not None:
+        reporters.append(KubeStatusReporter(client, run_object(env)))
     return Reporters(*reporters)
 
 
@@ -94,7 +115,8 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
     try:
         env = RunEnv.from_env(environ)
         run = load_run_file(env.run_file)
-        journal, root = journal_for(env)
+        kube = client_for(env)
+        journal, root = journal_for(env, kube)
     except (ContractError, RunFileError) as err:
         print(f"agency-runtime: {err}", file=sys.stderr)
         return EXIT_CONTRACT
@@ -106,7 +128,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         )
     )
     memory = memory_for(run, env, environ, root)
-    reporter = reporter or reporter_for(environ)
+    reporter = reporter or reporter_for(environ, kube, env)
     ctx = RunContext(
         run_id=env.run_uid,
         agent_name=env.agent_name,
@@ -119,6 +141,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         memory=memory,
         traceparent=env.traceparent,
         on_progress=reporter.progress,
+        approvals=load_decisions(kube, run_object(env)) if kube is not None else {},
     )
     try:
         result = run_agent(ctx)
@@ -135,6 +158,8 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         journal.close()
         telemetry.shutdown()
     reporter.report(result)
+    if kube is not None:
+        kube.close()
     return EXIT_OK
 
 

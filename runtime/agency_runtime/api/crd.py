@@ -1,4 +1,4 @@
-"""Generate `crds/*.yaml` from the models, or check that the files there are current.
+"""Generate `crds/*.yaml` (CRDs and admission policies) from the models, or check that they are current.
 
 python -m agency_runtime.api.crd --out crds          # write one file per kind
 python -m agency_runtime.api.crd --out crds --check  # exit 1 and show a diff when stale
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from agency_runtime.api.admission import admission_objects
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.meta import GROUP, VERSION, JsonObject, Resource
 from agency_runtime.api.policy import AgentPolicy
@@ -129,9 +130,18 @@ def file_name(kind: type[Resource]) -> str:
     return f"{GROUP}_{kind.crd.plural}.yaml"
 
 
+def render_objects(objects: list[JsonObject]) -> str:
+    """The YAML text of a file of several objects (the admission policies and their bindings)."""
+    return _HEADER + "---\n".join(
+        yaml.safe_dump(o, sort_keys=False, width=110, allow_unicode=True) for o in objects
+    )
+
+
 def rendered() -> dict[str, str]:
-    """Every CRD file name and its expected text."""
-    return {file_name(kind): render(kind) for kind in KINDS}
+    """Every CRD file name and its expected text, and the admission policies that ship beside them."""
+    files = {file_name(kind): render(kind) for kind in KINDS}
+    files.update({name: render_objects(objects) for name, objects in admission_objects().items()})
+    return files
 
 
 def stale(out: Path) -> list[str]:

@@ -33,6 +33,7 @@ from agency_runtime.api.meta import (
 
 MAX_INPUT = 65536
 MAX_RESULT = 32768
+MAX_PLAN = 4096
 PROPOSAL_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TRACE_ID_PATTERN = r"^[0-9a-f]{32}$"
 
@@ -237,6 +238,9 @@ class AgentRunStatus(StatusBase):
         list[PendingApproval], Field(max_length=64, json_schema_extra=k8s(list_map_keys=("proposalId",)))
     ] = Field(default_factory=list)
     """Proposed tool calls waiting for a decision in spec.approvals."""
+
+    plan: Annotated[str, Field(max_length=MAX_PLAN)] | None = None
+    """The agent's current plan (as it last revised it with update_plan), shortened; written by the run."""
 
     start_time: datetime | None = None
     """When the run started."""

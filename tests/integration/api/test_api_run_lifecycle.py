@@ -13,10 +13,12 @@ from agency_testbed.cluster import Kubectl
 pytestmark = pytest.mark.usefixtures("agency_crds")
 
 SPEC: dict[str, Any] = {"agentRef": {"name": "cold-chain-monitor"}, "input": "Check container MSKU-4471."}
+ADMIN = "agency-testbed-admin"
+"""The testbed's kubectl user: decisions are recorded under the requester's own name (admission policy)."""
 APPROVAL = {
     "proposalId": "dispatch-1",
     "decision": "Approved",
-    "by": "dana@example.com",
+    "by": ADMIN,
     "at": "2025-03-01T10:00:00Z",
 }
 

@@ -38,12 +38,14 @@ def test_check_mode_reports_a_stale_folder_and_exits_1(
     assert "- ag" in capsys.readouterr().out
 
 
-def test_one_file_per_kind_named_like_controller_gen() -> None:
+def test_one_file_per_kind_named_like_controller_gen_and_the_admission_policies_beside_them() -> None:
     assert sorted(p.name for p in CRDS.glob("*.yaml")) == [
         "agency.dev_agentpolicies.yaml",
         "agency.dev_agentruns.yaml",
         "agency.dev_agents.yaml",
         "agency.dev_agentschedules.yaml",
+        "agency.dev_approvals-admission.yaml",
+        "agency.dev_run-journals-admission.yaml",
     ]
 
 
