@@ -4,6 +4,11 @@ Registered by `register(registry, settings)` rather than at import, because the 
 setting; `__main__` reads the settings once and passes them here, and the startup handler puts them
 (with the API client, executor and metrics) into kopf's memo.
 
+Level, not edge: every AgentRun event (including the listing kopf does when it starts, which is what
+`@kopf.on.resume` would give), every event of a run's Pod and a resync timer all call the same
+`runs.reconcile_run`, which reads the run afresh and is idempotent. `on.event` and timers keep no
+progress annotations on the objects, so a reconcile that changes nothing writes nothing.
+
 No finalizers: every child of a run in its namespace is owned by it and goes with it (garbage
 collection); what cannot be owned (bindings in other namespaces, a local process) is removed on the
 run's DELETED event, and a startup sweep catches deletions that happened while the operator was down.

@@ -24,8 +24,9 @@ RUN_FILE_KEY = "run.json"
 
 
 def service_account(run: str) -> str:
-    """The run's ServiceAccount: named as the run (AgentRun names are DNS labels of at most 63)."""
-    return run
+    """The run's ServiceAccount, `agency-run-<run>`: the `run-journals` admission policy recognises a run's
+    requests by this prefix of their user name (system:serviceaccount:<namespace>:agency-run-<run>)."""
+    return f"agency-run-{run}"
 
 
 def pod(run: str) -> str:

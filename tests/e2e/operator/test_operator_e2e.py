@@ -59,7 +59,8 @@ def test_applied_run_succeeds_shows_its_usage_and_leaves_no_identity(
     selector = f"agency.dev/run-uid={uid}"
     wait_for(
         lambda: (
-            api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/check-reefers") is None
+            api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-check-reefers")
+            is None
             and not api_list(testbed, "/apis/rbac.authorization.k8s.io/v1/rolebindings", selector)
             and not api_list(
                 testbed, f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles", selector

@@ -34,7 +34,7 @@ def test_operator_killed_while_a_local_run_runs_follows_it_to_the_end_after_rest
     assert status["stepCount"] == 1
     assert len((folder / "starts.log").read_text().split()) == 1, "the runtime was started once"
     wait_for(
-        lambda: api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/r1") is None,
+        lambda: api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None,
         30,
         "the run's ServiceAccount to be deleted",
     )

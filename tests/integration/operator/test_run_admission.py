@@ -66,7 +66,7 @@ def _wait_for_event(testbed: Testbed, namespace: str, name: str, reason: str) ->
 
 
 def _no_identity(testbed: Testbed, namespace: str) -> bool:
-    return api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/r1") is None
+    return api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None
 
 
 def test_policy_forbidding_the_agents_model_blocks_the_run_with_a_readable_condition(

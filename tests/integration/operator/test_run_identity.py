@@ -121,7 +121,9 @@ def test_run_token_cannot_create_role_bindings(testbed: Testbed, running: Runnin
         "kind": "RoleBinding",
         "metadata": {"name": "escalate", "namespace": running.namespace},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": running.name, "namespace": running.namespace}],
+        "subjects": [
+            {"kind": "ServiceAccount", "name": f"agency-run-{running.name}", "namespace": running.namespace}
+        ],
     }
     with testbed.http(token=running.token) as http:
         created = http.post(
@@ -148,7 +150,7 @@ def test_run_token_is_rejected_by_token_review_after_the_run_finishes(
     wait_for(lambda: not _authenticated(testbed, running.token), 30, "TokenReview to reject the run's token")
     assert {c["type"]: c["reason"] for c in status["conditions"]}["IdentityReady"] == "Revoked"
     ns = running.namespace
-    assert api_get(testbed, f"/api/v1/namespaces/{ns}/serviceaccounts/{running.name}") is None
+    assert api_get(testbed, f"/api/v1/namespaces/{ns}/serviceaccounts/agency-run-{running.name}") is None
     uid = api_get(testbed, run_path(ns, running.name))["metadata"]["uid"]  # type: ignore[index]
     selector = f"agency.dev/run-uid={uid}"
     wait_for(

@@ -106,7 +106,7 @@ def test_run_pod_is_restricted_and_gets_a_projected_audience_bound_token(
     pod = _wait_for_pod(testbed, namespace)
     spec = pod["spec"]
     assert spec["automountServiceAccountToken"] is False
-    assert spec["serviceAccountName"] == "r1"
+    assert spec["serviceAccountName"] == "agency-run-r1"
     assert spec["restartPolicy"] == "Never"
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -189,7 +189,7 @@ def test_finished_pod_is_mirrored_into_run_status_and_identity_is_removed(
     assert status["usage"] == {"inputTokens": 120, "outputTokens": 30, "totalTokens": 150, "costUSD": 0.0021}
     assert status["traceId"] == RESULT["traceId"]
     assert status["result"] == "all good"
-    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/r1") is None
+    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None
     shown = kubectl("get", "agentrun", "r1", "-n", namespace, "-o", "wide").stdout
     assert "Succeeded" in shown
     assert "150" in shown
@@ -234,7 +234,7 @@ def test_deleting_a_run_mid_flight_removes_its_pod_service_account_and_bindings(
     def gone() -> bool:
         return (
             _pod(testbed, namespace) is None
-            and api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/r1") is None
+            and api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None
             and not api_list(testbed, f"{RBAC}/rolebindings", selector)
             and not api_list(testbed, f"{RBAC}/namespaces/{namespace}/roles", selector)
             and not api_list(testbed, f"/api/v1/namespaces/{namespace}/configmaps", selector)
@@ -255,7 +255,7 @@ def test_operator_killed_between_service_account_and_pod_finishes_the_run_withou
     crashing = operator.start(executor="pod", env={"AGENCY_TEST_CRASH_AFTER": "serviceaccount"})
     apply(kubectl, run(namespace))
     wait_for(lambda: not crashing.alive(), 60, "the operator to die right after creating the ServiceAccount")
-    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/r1") is not None
+    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is not None
     assert _pod(testbed, namespace) is None
 
     operator.start(executor="pod")

@@ -14,7 +14,7 @@ from agency_operator.identity import (
 def test_service_account_has_no_automounted_token_and_is_owned_by_the_run() -> None:
     sa = build_service_account(run_body())
     assert sa["automountServiceAccountToken"] is False
-    assert sa["metadata"]["name"] == "r1"
+    assert sa["metadata"]["name"] == "agency-run-r1"
     (owner,) = sa["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
         "AgentRun",
@@ -43,7 +43,9 @@ def test_self_binding_binds_the_generated_role_to_the_runs_service_account() -> 
         "kind": "Role",
         "name": "agency-run-r1",
     }
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "r1", "namespace": NAMESPACE}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "agency-run-r1", "namespace": NAMESPACE}
+    ]
 
 
 def test_policy_cluster_roles_are_bound_in_the_runs_namespace_by_default() -> None:
@@ -65,7 +67,7 @@ def test_bindings_in_other_namespaces_carry_the_run_instead_of_an_owner() -> Non
     assert other["labels"]["agency.dev/run-uid"] == RUN_UID
     assert other["labels"]["agency.dev/run-namespace"] == NAMESPACE
     assert bindings[NAMESPACE]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "r1", "namespace": NAMESPACE}
+        {"kind": "ServiceAccount", "name": "agency-run-r1", "namespace": NAMESPACE}
     ]
 
 

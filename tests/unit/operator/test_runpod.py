@@ -43,7 +43,7 @@ def test_pod_runs_as_non_root_with_read_only_root_and_no_capabilities() -> None:
 def test_pod_token_is_projected_with_the_policys_audience_and_lifetime_and_never_automounted() -> None:
     spec = _pod(identity={"tokenAudience": "vault", "tokenExpirationSeconds": 1200})["spec"]
     assert spec["automountServiceAccountToken"] is False
-    assert spec["serviceAccountName"] == "r1"
+    assert spec["serviceAccountName"] == "agency-run-r1"
     projected = next(v for v in spec["volumes"] if v["name"] == "token")["projected"]["sources"]
     assert projected[0] == {
         "serviceAccountToken": {"path": "token", "expirationSeconds": 1200, "audience": "vault"}
