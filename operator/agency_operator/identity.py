@@ -4,7 +4,8 @@ Each run gets a ServiceAccount of its own (no token automounted; the run's token
 policy's audience and lifetime, or requested for a local process), a generated Role that lets it read its
 own AgentRun and run file and patch its own status (`resourceNames`), and RoleBindings to the
 ClusterRoles its policy allows. The operator never needs `escalate`: it holds every permission of the
-generated Role itself, and `bind` on the ClusterRoles the chart lists (see `rbac.py`).
+generated Role itself (including `create` and `update` of ConfigMaps for the run's journal), and `bind` on
+the ClusterRoles the chart lists (see `rbac.py`).
 
 When the run ends `revoke` deletes all of it at once, so every token of the run stops working. Objects
 in the run's namespace are also owned by the run (garbage-collected with it); bindings in other
@@ -21,6 +22,7 @@ from agency_operator.apply import ensure
 from agency_operator.kube import JsonDict, Kube, path_for
 from agency_runtime.api.meta import GROUP
 from agency_runtime.api.policy import AgentPolicy
+from agency_runtime.journal_kube import journal_rules
 
 RBAC = "rbac.authorization.k8s.io/v1"
 
@@ -46,7 +48,8 @@ def build_service_account(run: Mapping[str, Any]) -> JsonDict:
 
 
 def build_role(run: Mapping[str, Any]) -> JsonDict:
-    """Only the run's own objects: get its AgentRun, get and patch its status, get its run file."""
+    """Only the run's own objects: get its AgentRun, get and patch its status, get its run file, and keep
+    its journal (the rules the runtime's Kubernetes journal declares it needs)."""
     meta = run["metadata"]
     name = meta["name"]
     return {
@@ -67,6 +70,8 @@ def build_role(run: Mapping[str, Any]) -> JsonDict:
                 "resourceNames": [names.run_file_config_map(name)],
                 "verbs": ["get"],
             },
+            # The run's journal (ConfigMaps it creates; the run-journals admission policy limits the names).
+            *journal_rules(name),
         ],
     }
 

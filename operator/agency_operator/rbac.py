@@ -56,7 +56,9 @@ def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]
             "resources": ["roles", "rolebindings"],
             "verbs": [*READ, "create", "delete"],
         },
-        {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": [*READ, "create", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": [*READ, "create", "delete"]},
+        # update: granted to runs for their journal head, so the operator holds it too (no escalate).
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": [*READ, "create", "update", "delete"]},
         {
             "apiGroups": ["networking.k8s.io"],
             "resources": ["networkpolicies"],

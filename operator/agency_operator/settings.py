@@ -83,8 +83,11 @@ class Settings:
     local_workdir: Path = field(default_factory=lambda: Path("/tmp/agency-runs"))  # noqa: S108
     #: The API server address runs use: in-cluster name for pods; local processes use the operator's own.
     pod_api_server: str = "https://kubernetes.default.svc"
-    #: Journal location inside a run Pod (the runtime supports `file:<dir>`; /tmp is an emptyDir).
-    pod_journal: str = "file:/tmp/agency-journal"
+    #: The journal of a run Pod: `kubernetes` (ConfigMaps owned by the run, so a replacement Pod continues
+    #: the run), or `file:<dir>` (an emptyDir: lost with the Pod).
+    pod_journal: str = "kubernetes"
+    #: The journal of a local run: `file` (in the run's folder) or `kubernetes` (as in a Pod).
+    local_journal: str = "file"
     #: CIDRs of the Kubernetes API endpoints that run NetworkPolicies allow; empty means read them from
     #: the `kubernetes` Endpoints in `default` at startup.
     api_server_cidrs: tuple[str, ...] = ()
@@ -133,6 +136,7 @@ class Settings:
             local_workdir=Path(env.get("AGENCY_LOCAL_WORKDIR") or defaults.local_workdir),
             pod_api_server=env.get("AGENCY_POD_API_SERVER") or defaults.pod_api_server,
             pod_journal=env.get("AGENCY_POD_JOURNAL") or defaults.pod_journal,
+            local_journal=env.get("AGENCY_LOCAL_JOURNAL") or defaults.local_journal,
             api_server_cidrs=_list(env, "AGENCY_API_SERVER_CIDRS"),
             test_crash_after=env.get("AGENCY_TEST_CRASH_AFTER") or None,
         )

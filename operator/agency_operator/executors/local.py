@@ -73,7 +73,9 @@ class LocalExecutor:
             api_server=self.kube.connection.host,
             ca_file=folder / "ca.crt" if self.kube.connection.ca_file else None,
             token_file=folder / "token",
-            journal=f"file:{folder / 'journal'}",
+            journal=f"file:{folder / 'journal'}"
+            if self.settings.local_journal == "file"
+            else self.settings.local_journal,
         )
 
     def environment(self, launch: Launch, folder: Path) -> dict[str, str]:

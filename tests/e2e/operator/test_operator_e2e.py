@@ -36,7 +36,7 @@ def test_applied_run_succeeds_shows_its_usage_and_leaves_no_identity(
         the_agent,
         run(namespace, "check-reefers", input="Check the reefers."),
     )
-    operator.start(executor="local")
+    operator.start(executor="local", env={"AGENCY_LOCAL_JOURNAL": "kubernetes"})  # the journal a Pod uses
 
     status = wait_for_phase(testbed, namespace, "check-reefers", "Succeeded", timeout=120)
     assert status["result"] == "All 12 reefers are within range."
@@ -56,6 +56,12 @@ def test_applied_run_succeeds_shows_its_usage_and_leaves_no_identity(
     assert [m["content"] for m in request["messages"] if m["role"] == "user"] == ["Check the reefers."]
 
     uid = api_get(testbed, run_path(namespace, "check-reefers"))["metadata"]["uid"]  # type: ignore[index]
+    # The runtime kept its journal with the run's own token, as the generated Role allows.
+    head = api_get(
+        testbed, f"/api/v1/namespaces/{namespace}/configmaps/agency-run-check-reefers-journal-head"
+    )
+    assert head is not None
+    assert head["metadata"]["ownerReferences"][0]["uid"] == uid
     selector = f"agency.dev/run-uid={uid}"
     wait_for(
         lambda: (
