@@ -29,6 +29,7 @@ from agency_runtime.budget import BudgetExceeded, Meter, Prices, Usage
 from agency_runtime.compaction import CompactionSettings, Compactor
 from agency_runtime.conclusion import conclude
 from agency_runtime.contract import Budget
+from agency_runtime.guardrails import Guards, guardrails_of
 from agency_runtime.journal import Journal, Kind, Replay
 from agency_runtime.judge import JudgeSettings
 from agency_runtime.llm import (
@@ -40,6 +41,7 @@ from agency_runtime.llm import (
     count_prompt_tokens,
     prices_for,
 )
+from agency_runtime.rollback import Acted, acted_in, roll_back
 from agency_runtime.runfile import RunFile
 from agency_runtime.sidecall import SideCalls
 from agency_runtime.tools.base import JsonDict, Tool, ToolContext, ToolError, ToolOutcome, parse_arguments
@@ -238,6 +240,8 @@ class _Loop:
         self.prices: Prices = prices_for(ctx.run.agent.model)
         self.calls = SideCalls(ctx.journal, replay, meter, ctx.telemetry, ctx.clock)
         self.compactor = Compactor(ctx.compaction, self.calls, ctx.model, self.prices)
+        self.acted: list[Acted] = acted_in(replay, ctx.tools)
+        self.guards = Guards(guardrails_of(ctx.run.agent), ctx.run.policy, ctx.journal, replay, ctx.telemetry)
 
     def _end(self, phase: RunPhase, reason: str, message: str, **extra: Any) -> RunResult:
         return RunResult(
@@ -267,6 +271,7 @@ class _Loop:
                     )
                 for index, call in enumerate(answer.tool_calls):
                     outcome = self._tool_step(step, index, call)
+                    self._guard(f"step-{step}/tool-{index}", call.name)
                     self.messages.append(
                         {"role": "tool", "tool_call_id": call.id, "content": outcome.content}
                     )
@@ -390,7 +395,7 @@ class _Loop:
         gate = (
             GateResult(Decision.ACT, risk, "runtime tool")
             if tool.internal
-            else decide(call.name, risk, self.ctx.run.policy, can_undo=tool.reversible)
+            else decide(call.name, risk, self.ctx.run.policy, can_undo=tool.can_undo(arguments))
         )
         if gate.decision is Decision.DENY:
             outcome = ToolOutcome.error(
@@ -553,7 +558,24 @@ class _Loop:
                 "compensation": compensation,
             },
         )
+        if not tool.internal:
+            self.acted.append(Acted(key, call.name, risk.value, compensation))
         return outcome
+
+    def _guard(self, key: str, tool: str) -> None:
+        """After a call that acted and was not read-only: its guardrails; when one fails, roll back the run's
+        changes newest first and end the run (see `guardrails` and `rollback`)."""
+        acted = next((a for a in self.acted if a.key == key), None)
+        if acted is None or acted.risk == Risk.READ_ONLY.value:
+            return
+        check = self.guards.after_call(key, tool)
+        if check.passed:
+            return
+        ctx = self.ctx
+        report = roll_back(self.acted, ctx.tools, ctx.journal, self.replay, ctx.telemetry, ctx.run_id)
+        raise _Stop(
+            self._end(RunPhase.FAILED, report.reason, report.message(check.guardrail, check.detail, key))
+        )
 
 
 def span_model(model: str) -> str:

@@ -82,8 +82,13 @@ class Tool(abc.ABC):
         """Make the call."""
 
     def compensation(self, arguments: JsonDict, outcome: ToolOutcome) -> JsonDict | None:
-        """How to undo a finished call (a tool name and arguments), recorded for rollback; None if unknown."""
+        """How to undo a finished call (`{"tool": name, "arguments": {...}}`), recorded for rollback and run
+        by it when a guardrail fails; None if unknown."""
         return None
+
+    def can_undo(self, arguments: JsonDict) -> bool:
+        """Whether this call will have a compensation (a policy may require one to act without approval)."""
+        return self.reversible
 
     def schema(self) -> JsonDict:
         """The OpenAI-style function definition the model is given."""

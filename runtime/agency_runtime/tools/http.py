@@ -4,6 +4,10 @@ Hosts are allow-listed: by the tool's `allowedHosts` setting (comma-separated, `
 subdomains) and, when a policy governs the run, by its egress rules (host and port). Nothing is reachable
 when neither names the host. Redirects are not followed, since a redirect could leave the allow-list.
 Calls other than GET carry an `Idempotency-Key` header that stays the same when the call is retried.
+
+`http_request` takes an optional `undo` request (method, URL, body): the compensation recorded for
+rollback. It must pass the same allow-list, checked before the call is made, so an undo that could never
+run does not let a call through a policy that requires rollback.
 """
 
 from __future__ import annotations
@@ -118,6 +122,19 @@ class HttpRequestTool(Tool):
                 "method": {"type": "string", "enum": [m.value for m in HttpMethod], "default": "GET"},
                 "url": {"type": "string", "description": "The full http:// or https:// URL."},
                 "body": {"description": "A JSON body (for methods other than GET)."},
+                "undo": {
+                    "type": "object",
+                    "description": (
+                        "How to undo this call if a later check fails, e.g. the DELETE of what a POST "
+                        "creates: {method, url, body}. Policies may require it for changing calls."
+                    ),
+                    "properties": {
+                        "method": {"type": "string", "enum": [m.value for m in HttpMethod]},
+                        "url": {"type": "string"},
+                        "body": {},
+                    },
+                    "required": ["method", "url"],
+                },
             },
             "required": ["url"],
             "additionalProperties": False,
@@ -140,10 +157,33 @@ class HttpRequestTool(Tool):
             raise ToolError(f"method {method!r} is not one of {', '.join(m.value for m in HttpMethod)}")
         url = str(arguments["url"])
         check_destination(url, self._allowed, self._policy)
+        undo = arguments.get("undo")
+        if undo is not None:
+            if not self.can_undo(arguments):
+                raise ToolError("undo must be an object with method and url")
+            check_destination(str(undo["url"]), self._allowed, self._policy)
         body = arguments.get("body") if method != "GET" else None
         return _request(
             method, url, body=body, params=None, headers={}, timeout=self._timeout, context=context
         )
+
+    def can_undo(self, arguments: JsonDict) -> bool:
+        undo = arguments.get("undo")
+        return (
+            isinstance(undo, dict)
+            and isinstance(undo.get("url"), str)
+            and str(undo.get("method", "")).upper() in {m.value for m in HttpMethod}
+        )
+
+    def compensation(self, arguments: JsonDict, outcome: ToolOutcome) -> JsonDict | None:
+        """The `undo` request of a call that succeeded (a failed call changed nothing to undo)."""
+        if outcome.is_error or not self.can_undo(arguments):
+            return None
+        undo = arguments["undo"]
+        request: JsonDict = {"method": str(undo["method"]).upper(), "url": undo["url"]}
+        if "body" in undo:
+            request["body"] = undo["body"]
+        return {"tool": self.name, "arguments": request}
 
 
 class HttpEndpointTool(Tool):

@@ -1,5 +1,6 @@
 """A small HTTP endpoint for runtime tests: counts requests, applies each side effect once per
-Idempotency-Key (as a well-behaved API would), and can hold requests until the test releases them."""
+Idempotency-Key (as a well-behaved API would), can hold requests until the test releases them, and can
+turn a health path unhealthy once enough side effects were applied (a system a change broke)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class _State:
     effects: list[str] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
     hold: threading.Event | None = None
+    hold_only: tuple[str, str] | None = None
+    unhealthy: tuple[str, int] | None = None
     changed: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -43,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key")
         with state.changed:
             state.requests.append(Seen(self.command, self.path, body, key))
-            hold = state.hold
+            hold = state.hold if state.hold_only in (None, (self.command, self.path)) else None
             state.changed.notify_all()
         if hold is not None:
             hold.wait(30)
@@ -53,6 +56,19 @@ class _Handler(BaseHTTPRequestHandler):
                 if key is not None:
                     state.keys.add(key)
             count = len(state.effects)
+            broken = (
+                state.unhealthy is not None
+                and state.unhealthy[0] == self.path
+                and (count >= state.unhealthy[1])
+            )
+        if broken:
+            payload = json.dumps({"ok": False, "effects": count}).encode()
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         payload = json.dumps({"ok": True, "effects": count, "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -108,16 +124,23 @@ class CountingEndpoint:
         with self._server.state.changed:
             return list(self._server.state.effects)
 
-    def hold_requests(self) -> None:
-        """Requests from now on wait (up to 30 s) until `release()`."""
+    def hold_requests(self, method: str | None = None, path: str | None = None) -> None:
+        """Requests from now on (only `method path` when given) wait (up to 30 s) until `release()`."""
         with self._server.state.changed:
             self._server.state.hold = threading.Event()
+            self._server.state.hold_only = (method, path) if method is not None and path is not None else None
+
+    def unhealthy_after(self, path: str, effects: int) -> None:
+        """GET `path` answers 503 once `effects` side effects were applied (200 before)."""
+        with self._server.state.changed:
+            self._server.state.unhealthy = (path, effects)
 
     def release(self) -> None:
         with self._server.state.changed:
             if self._server.state.hold is not None:
                 self._server.state.hold.set()
             self._server.state.hold = None
+            self._server.state.hold_only = None
 
     def wait_for_requests(self, count: int, timeout: float = 30.0) -> list[Seen]:
         deadline = time.monotonic() + timeout
