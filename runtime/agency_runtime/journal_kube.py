@@ -103,11 +103,17 @@ class KubeJournal(Journal):
     """The journal of one run, kept in ConfigMaps next to its AgentRun."""
 
     def __init__(
-        self, client: KubeClient, run: RunObject, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        client: KubeClient,
+        run: RunObject,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        seal_bytes: int = SEAL_BYTES,
     ) -> None:
         self.client = client
         self.run = run
         self.sleep = sleep
+        self.seal_bytes = seal_bytes
         self._epoch = 0
         self._next_seq = 1
         self._head: JsonDict | None = None
@@ -242,7 +248,7 @@ class KubeJournal(Journal):
             )
         while True:
             tail_bytes = sum(len(t.encode()) + 1 for t in self._tail)
-            if self._tail and tail_bytes + len(line.encode()) > SEAL_BYTES:
+            if self._tail and tail_bytes + len(line.encode()) > self.seal_bytes:
                 self._seal()
                 continue
             head_data = dict(self._data(self._head))
@@ -271,7 +277,7 @@ class KubeJournal(Journal):
         index = int(head_data.get("chunks", "0")) + 1
         if index > MAX_CHUNKS:
             raise JournalFull(
-                f"the journal of run {self.run.name} is full ({MAX_CHUNKS} chunks of {SEAL_BYTES} bytes)"
+                f"the journal of run {self.run.name} is full ({MAX_CHUNKS} chunks of {self.seal_bytes} bytes)"
             )
         name = chunk_name(self.run.name, index)
         sealed = list(self._tail)

@@ -25,6 +25,10 @@ def endpoint() -> Iterator[CountingEndpoint]:
 
 
 @pytest.fixture
-def identity(testbed: Testbed, agency_crds: list[str], namespace: str, tmp_path: Path) -> RunIdentity:
+def identity(
+    testbed: Testbed, agency_crds: list[str], namespace: str, tmp_path: Path
+) -> Iterator[RunIdentity]:
     """The AgentRun `run-1` in the test's namespace and its identity, with the journal's RBAC rules."""
-    return create_run(testbed, namespace, "run-1", tmp_path)
+    made = create_run(testbed, namespace, "run-1", tmp_path)
+    yield made
+    made.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,21 @@ class RunIdentity:
     token_file: Path
     server: str
     ca_file: Path
+    clients: list[KubeClient] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def user(self) -> str:
         return f"system:serviceaccount:{self.run.namespace}:{self.service_account}"
 
     def client(self) -> KubeClient:
-        return KubeClient.connect(self.server, token_file=self.token_file, ca_file=self.ca_file)
+        """A client logged in as the run (closed by `close`)."""
+        client = KubeClient.connect(self.server, token_file=self.token_file, ca_file=self.ca_file)
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
     def env(self, run_file: Path, journal: str = "kubernetes") -> RunEnv:
         return RunEnv(
