@@ -136,7 +136,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         budget=env.budget.tighten(policy_budget(run.policy)),
         journal=journal,
         model=ModelClient(run.agent.model, environ.get(MODEL_API_KEY) or None),
-        tools=build_registry(run.agent, run.policy, memory),
+        tools=build_registry(run.agent, run.policy, memory, kube=kube, namespace=env.namespace),
         telemetry=telemetry,
         memory=memory,
         traceparent=env.traceparent,

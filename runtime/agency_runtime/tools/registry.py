@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 
 from agency_runtime.api.agent import AgentSpec, BuiltinTool, MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec
+from agency_runtime.kube import KubeClient
 from agency_runtime.tools.base import JsonDict, Tool
 from agency_runtime.tools.http import HttpEndpointTool, HttpRequestTool
+from agency_runtime.tools.kubernetes import KubernetesTool
 from agency_runtime.tools.memory import MemoryReadTool, MemoryStore, MemoryWriteTool
 from agency_runtime.tools.plan import FinishTool, UpdatePlanTool
 
 #: Built-ins this runtime does not provide yet; an Agent that lists them runs without them.
 NOT_YET = frozenset(
     {
-        BuiltinTool.KUBERNETES,
         BuiltinTool.PUBLISH_SIGNAL,
         BuiltinTool.DELEGATE,
         BuiltinTool.REQUEST_APPROVAL,
@@ -57,10 +58,15 @@ def _allowed_hosts(settings: dict[str, str] | None) -> list[str] | None:
 
 
 def build_registry(
-    agent: AgentSpec, policy: AgentPolicySpec | None, memory: MemoryStore | None
+    agent: AgentSpec,
+    policy: AgentPolicySpec | None,
+    memory: MemoryStore | None,
+    *,
+    kube: KubeClient | None = None,
+    namespace: str = "default",
 ) -> ToolRegistry:
     """The run's tools: the Agent's HTTP and built-in tools, plus update_plan, finish and, unless memory is
-    Disabled, memory_read and memory_write."""
+    Disabled, memory_read and memory_write. The `kubernetes` tool needs the run's own client (`kube`)."""
     registry = ToolRegistry()
     for spec in agent.tools:
         if spec.http is not None:
@@ -80,6 +86,14 @@ def build_registry(
             )
         elif spec.builtin is BuiltinTool.MEMORY:
             continue  # memory tools come from spec.memory below
+        elif spec.builtin is BuiltinTool.KUBERNETES:
+            if kube is None:
+                registry.skipped.append(
+                    f"{spec.name}: built-in kubernetes needs the run's Kubernetes token "
+                    "(runs the operator starts have one; a local `agency run` does not)"
+                )
+            else:
+                registry.add(KubernetesTool(spec.name, spec.description, kube, namespace, risk=spec.risk))
         elif spec.builtin in NOT_YET:
             registry.skipped.append(
                 f"{spec.name}: built-in {spec.builtin.value} is not supported by this runtime yet"
