@@ -2,6 +2,8 @@
 
 Both are side calls (see `sidecall`): journaled, counted against the budget, never able to change how the
 run ended. The result carries what they did (`reflection`, `judge`) and the usage including them.
+A run that failed because its model failed does not reflect: asking that model again would only repeat
+the retries the run already waited through.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from agency_runtime import judge as judging
 from agency_runtime.api.agent import MemoryScope
 from agency_runtime.budget import Prices
 from agency_runtime.llm import Message
-from agency_runtime.reflection import Outcome, reflect
+from agency_runtime.reflection import Outcome, Reflection, reflect
 from agency_runtime.sidecall import SideCalls
+
+MODEL_FAILED = "ModelFailed"
+"""`loop.Reason.MODEL_FAILED` (not imported: the loop imports this module)."""
 
 if TYPE_CHECKING:
     from agency_runtime.loop import RunContext, RunResult
@@ -34,8 +39,11 @@ def conclude(
     outcome = Outcome(result.phase.value, result.reason, result.message, result.result, result.plan)
     task = ctx.run.input
     if ctx.memory is not None and ctx.run.agent.memory.scope is MemoryScope.AGENT:
-        reflection = reflect(calls, ctx.model, prices, ctx.memory, ctx.run_id, task, outcome, messages)
-        result.reflection = reflection.to_json()
+        if result.reason == MODEL_FAILED:
+            result.reflection = Reflection(None, "skipped: the run's model failed").to_json()
+        else:
+            reflection = reflect(calls, ctx.model, prices, ctx.memory, ctx.run_id, task, outcome, messages)
+            result.reflection = reflection.to_json()
     settings = ctx.judge or judging.settings_of(ctx.run.agent)
     if settings is not None:
         verdict = judging.score(calls, settings, ctx.model.api_key, task, outcome, messages)

@@ -19,7 +19,7 @@ from agency_runtime.loop import RunResult, run_agent
 from agency_runtime.reflection import MAX_LESSON_CHARS
 from agency_runtime.tools.memory import FileMemory
 from agency_testbed.llm import ScriptedLLM
-from agency_testbed.llm_script import call, reply
+from agency_testbed.llm_script import call, error, reply
 from unit.runtime.runtime_support import Crash, CrashingJournal, Runner, agent
 
 LESSON = "Read the freezer log before ordering stock."
@@ -119,6 +119,19 @@ def test_a_run_restarted_after_reflecting_stores_the_lesson_without_asking_again
     assert result.reflection["lesson"] == LESSON
     assert _lessons(runner) == [LESSON]
     assert len(scripted_llm.requests("restart")) == 2
+
+
+def test_a_run_whose_model_failed_does_not_ask_that_model_to_reflect(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script("broken", [error(400, "bad request"), reply(LESSON)])
+
+    result = _run(runner, _remembering(scripted_llm.base_url, "broken"))
+
+    assert (result.phase, result.reason) == (RunPhase.FAILED, "ModelFailed")
+    assert result.reflection == {"note": "skipped: the run's model failed"}
+    assert len(scripted_llm.requests("broken")) == 1
+    assert _lessons(runner) == []
 
 
 def test_a_judge_scores_the_run_into_the_result_and_the_run_span(
