@@ -28,7 +28,7 @@ def endpoint() -> Iterator[CountingEndpoint]:
 def identity(
     testbed: Testbed, agency_crds: list[str], namespace: str, tmp_path: Path
 ) -> Iterator[RunIdentity]:
-    """The AgentRun `run-1` in the test's namespace and its identity, with the journal's RBAC rules."""
+    """The AgentRun `run-1` in the test's namespace and its identity (the Role the operator generates)."""
     made = create_run(testbed, namespace, "run-1", tmp_path)
     yield made
     made.close()

@@ -1,6 +1,6 @@
 """A run's identity on the testbed, made the way the operator makes it: an AgentRun, a ServiceAccount named
-`agency-run-<run>`, the Role `agency_operator.identity.build_role` generates (plus the journal rules the
-runtime asks the operator for), a RoleBinding and a bound token: tests talk to the API server as the run."""
+`agency-run-<run>`, the Role `agency_operator.identity.build_role` generates (its own objects, status and
+journal), a RoleBinding and a bound token: tests talk to the API server as the run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 
 from agency_operator.identity import build_role
 from agency_runtime.contract import RunEnv
-from agency_runtime.journal_kube import journal_rules
 from agency_runtime.kube import KubeClient, RunObject
 from agency_testbed.cluster import Testbed
 
@@ -79,9 +78,8 @@ def create_run(
     folder: Path,
     *,
     extra_rules: Sequence[JsonDict] = (),
-    journal: bool = True,
 ) -> RunIdentity:
-    """The AgentRun `name` and its identity; `journal` adds the rules the Kubernetes journal needs."""
+    """The AgentRun `name` and its identity: the operator's generated Role, plus `extra_rules`."""
     agent_run = apply(
         testbed,
         {
@@ -103,7 +101,7 @@ def create_run(
     )
     role = build_role(agent_run)
     role["metadata"] = {"name": f"agency-run-{name}", "namespace": namespace}
-    role["rules"] = [*role["rules"], *(journal_rules(name) if journal else []), *extra_rules]
+    role["rules"] = [*role["rules"], *extra_rules]
     apply(testbed, role)
     bind(
         testbed,
