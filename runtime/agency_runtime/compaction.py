@@ -9,7 +9,8 @@ tool call is never separated from its tool results.
 
 Only the messages sent change: the journal keeps every step. The summary call is journaled under
 `step-N/compaction` together with where it cut, so a new process replays the same compaction at the same
-step without asking the model again.
+step without asking the model again. When the summary call fails (every model failed), the step goes on
+uncompacted and the journal records why; when the budget cannot pay for it, the run stops like any call.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from agency_runtime.budget import Prices
 from agency_runtime.journal import Kind
-from agency_runtime.llm import Message, ModelClient, count_prompt_tokens, load_litellm
+from agency_runtime.llm import Message, ModelClient, ModelError, count_prompt_tokens, load_litellm
 from agency_runtime.sidecall import SideCalls, step_span
 
 TOKENS_VARIABLE = "AGENCY_COMPACTION_TOKENS"
@@ -177,13 +178,17 @@ class Compactor:
             "compaction",
             **{"agency.compaction.messages": cut - 1, "agency.compaction.prompt_tokens": tokens},
         ):
-            answer = self.calls.ask(
-                f"{key}/model",
-                self.client,
-                request,
-                max_output_tokens=self.settings.max_summary_tokens,
-                prices=self.prices,
-            )
+            try:
+                answer = self.calls.ask(
+                    f"{key}/model",
+                    self.client,
+                    request,
+                    max_output_tokens=self.settings.max_summary_tokens,
+                    prices=self.prices,
+                )
+            except ModelError as err:
+                self.calls.journal.append(Kind.EVENT, f"{key}/skipped", {"error": str(err)[:500]})
+                return messages
         summary = (answer.content or "").strip() or "(the summarizer returned nothing)"
         self.calls.journal.append(
             Kind.RESULT,

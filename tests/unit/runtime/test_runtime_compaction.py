@@ -13,7 +13,7 @@ from agency_runtime.compaction import SUMMARY_PREFIX, CompactionSettings
 from agency_runtime.journal import Journal, Kind
 from agency_runtime.loop import RunResult, run_agent
 from agency_testbed.llm import ScriptedLLM
-from agency_testbed.llm_script import Reply, call, reply
+from agency_testbed.llm_script import Reply, call, error, reply
 from unit.runtime.runtime_support import Crash, CrashingJournal, Runner, agent
 
 #: Each step's reply carries this much text, so three steps cross the tiny test threshold.
@@ -109,6 +109,20 @@ def test_compaction_is_traced_as_its_own_step_with_a_chat_span_inside(
     assert (compaction.attributes or {})["agency.step.kind"] == "compaction"
     assert [s.name for s in inside] == ["chat traced-compaction"]
     assert (inside[0].attributes or {})["gen_ai.usage.input_tokens"] == 2000
+
+
+def test_a_failed_summary_call_leaves_the_step_uncompacted_and_the_run_goes_on(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    steps = _steps()
+    scripted_llm.script("no-summary", [steps[0], steps[1], error(400, "context too long"), steps[3]])
+
+    result = _run(runner, scripted_llm.base_url, "no-summary")
+
+    assert (result.phase, result.result) == (RunPhase.SUCCEEDED, "all done")
+    sent = scripted_llm.requests("no-summary")[3]["messages"]
+    assert any("STEP-ONE-MARKER" in str(m.get("content") or "") for m in sent), "sent in full"
+    assert "step-3/compaction/skipped" in [r.key for r in runner.journal_records() if r.kind is Kind.EVENT]
 
 
 def test_a_short_run_under_the_threshold_is_not_compacted(scripted_llm: ScriptedLLM, runner: Runner) -> None:
