@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agency_runtime.api.common import RunPhase
 from agency_runtime.journal import Kind
@@ -51,6 +52,28 @@ def test_a_failed_guardrail_undoes_both_changes_newest_first_and_fails_the_run(
     assert [(r.key, r.data["passed"]) for r in checks] == [
         ("step-1/tool-0/guardrail", True),
         ("step-2/tool-0/guardrail", False),
+    ]
+
+
+def test_guardrail_checks_and_the_rollback_are_traced_as_steps_with_the_undos_inside(
+    scripted_llm: ScriptedLLM, runner: Runner, endpoint: CountingEndpoint
+) -> None:
+    exporter = InMemorySpanExporter()
+    runner.span_exporter = exporter
+    endpoint.unhealthy_after("/health", effects=2)
+    scripted_llm.script("traced-rollback", [post(endpoint, "/a"), post(endpoint, "/b")])
+
+    runner.run(agent(scripted_llm.base_url, "traced-rollback", tools=[guarded_http(endpoint)]))
+
+    spans = exporter.get_finished_spans()
+    guardrails = [s for s in spans if s.name == "guardrail"]
+    (rollback,) = [s for s in spans if s.name == "rollback"]
+    undos = [s for s in spans if s.parent is not None and s.parent.span_id == rollback.context.span_id]
+    assert [(s.attributes or {})["agency.guardrail.passed"] for s in guardrails] == [True, False]
+    assert (rollback.attributes or {})["agency.step.kind"] == "rollback"
+    assert [(s.attributes or {})["gen_ai.tool.call.id"] for s in undos] == [
+        "rollback/step-2/tool-0",
+        "rollback/step-1/tool-0",
     ]
 
 
