@@ -21,10 +21,10 @@ from agency_runtime.api.agent import MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
 from agency_runtime.approvals import load_decisions
 from agency_runtime.contract import MODEL_API_KEY, Budget, ContractError, RunEnv
-from agency_runtime.journal import Fenced, Journal
+from agency_runtime.journal import Fenced, Journal, JournalCorrupt
 from agency_runtime.journal_file import file_journal_for
 from agency_runtime.journal_kube import kube_journal_for
-from agency_runtime.kube import KubeClient, client_for, run_object
+from agency_runtime.kube import KubeApiError, KubeClient, client_for, run_object
 from agency_runtime.llm import ModelClient
 from agency_runtime.loop import RunContext, run_agent
 from agency_runtime.report import RESULT_FILE, FileReporter, Reporters, StatusReporter, StreamReporter
@@ -144,23 +144,32 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         approvals=load_decisions(kube, run_object(env)) if kube is not None else {},
     )
     try:
-        result = run_agent(ctx)
-    except Fenced as err:
-        print(f"agency-runtime: fenced: {err}", file=sys.stderr)
-        return EXIT_FENCED
-    except Terminated:
-        print(
-            "agency-runtime: terminated by SIGTERM; the journal keeps the run for the next process",
-            file=sys.stderr,
-        )
-        return EXIT_TERMINATED
+        try:
+            result = run_agent(ctx)
+        except Fenced as err:
+            print(f"agency-runtime: fenced: {err}", file=sys.stderr)
+            return EXIT_FENCED
+        except (KubeApiError, JournalCorrupt) as err:
+            print(
+                f"agency-runtime: the run's journal cannot be kept ({env.journal}): {err}. A Kubernetes "
+                "journal needs the run's Role to allow agency_runtime.journal_kube.journal_rules",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        except Terminated:
+            print(
+                "agency-runtime: terminated by SIGTERM; the journal keeps the run for the next process",
+                file=sys.stderr,
+            )
+            return EXIT_TERMINATED
+        finally:
+            journal.close()
+            telemetry.shutdown()
+        reporter.report(result)
+        return EXIT_OK
     finally:
-        journal.close()
-        telemetry.shutdown()
-    reporter.report(result)
-    if kube is not None:
-        kube.close()
-    return EXIT_OK
+        if kube is not None:
+            kube.close()
 
 
 def main() -> int:

@@ -120,3 +120,20 @@ def test_the_runtime_process_in_a_pod_journals_in_configmaps_and_patches_its_sta
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["result"] == "the queue is empty"
     assert len(scripted_llm.requests("pod")) == 3
+
+
+def test_a_run_whose_role_does_not_cover_its_journal_stops_saying_what_the_role_needs(
+    scripted_llm: ScriptedLLM, identity: RunIdentity, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_file = tmp_path / "run.json"
+    write_run_file(RunFile(agent=agent(scripted_llm.base_url, "unused"), input="x"), run_file)
+    env = identity.env(run_file, journal="kubernetes")
+    elsewhere = {**env.to_env(), "AGENCY_RUN_NAME": "another-run", MEMORY_DIR: str(tmp_path / "memory")}
+
+    code = run_process(elsewhere)
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "the run's journal cannot be kept (kubernetes): 403 Forbidden" in err
+    assert "journal needs the run's Role to allow agency_runtime.journal_kube.journal_rules" in err
+    assert scripted_llm.requests("unused") == []
