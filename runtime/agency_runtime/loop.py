@@ -41,6 +41,7 @@ from agency_runtime.llm import (
     count_prompt_tokens,
     prices_for,
 )
+from agency_runtime.reflection import recent_lessons
 from agency_runtime.rollback import Acted, acted_in, roll_back
 from agency_runtime.runfile import RunFile
 from agency_runtime.sidecall import SideCalls
@@ -190,7 +191,7 @@ def run_agent(ctx: RunContext) -> RunResult:
     )
     with ctx.telemetry.run_span(ctx.agent_name, ctx.run_id, parent) as span:
         if first is None:
-            lessons = ctx.memory.lessons() if ctx.memory is not None else []
+            lessons = recent_lessons(ctx.memory) if ctx.memory is not None else []
             started = ctx.journal.append(
                 Kind.STARTED,
                 "run",

@@ -28,6 +28,7 @@ from agency_runtime.sidecall import SideCalls, step_span
 from agency_runtime.tools.memory import LESSON_PREFIX, MemoryStore
 
 KEY = "reflection"
+MAX_LESSONS_SHOWN = 20
 MAX_LESSON_CHARS = 600
 MAX_LESSON_TOKENS = 200
 MAX_TRANSCRIPT_CHARS = 12_000
@@ -70,6 +71,12 @@ class Reflection:
         if self.lesson is not None:
             out["lesson"] = self.lesson
         return out
+
+
+def recent_lessons(memory: MemoryStore) -> list[str]:
+    """The lessons a new run is told: the newest MAX_LESSONS_SHOWN, oldest first, so that a long-lived
+    agent's system prompt does not grow by a lesson with every run."""
+    return memory.lessons()[-MAX_LESSONS_SHOWN:]
 
 
 def lesson_key(run_id: str) -> str:

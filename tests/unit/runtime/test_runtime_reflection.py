@@ -16,7 +16,7 @@ from agency_runtime.contract import Budget
 from agency_runtime.journal import Journal, Kind
 from agency_runtime.judge import JudgeSettings, parse, settings_of
 from agency_runtime.loop import RunResult, run_agent
-from agency_runtime.reflection import MAX_LESSON_CHARS
+from agency_runtime.reflection import MAX_LESSON_CHARS, MAX_LESSONS_SHOWN
 from agency_runtime.tools.memory import FileMemory
 from agency_testbed.llm import ScriptedLLM
 from agency_testbed.llm_script import call, error, reply
@@ -132,6 +132,19 @@ def test_a_run_whose_model_failed_does_not_ask_that_model_to_reflect(
     assert result.reflection == {"note": "skipped: the run's model failed"}
     assert len(scripted_llm.requests("broken")) == 1
     assert _lessons(runner) == []
+
+
+def test_a_new_run_is_told_only_the_newest_lessons(scripted_llm: ScriptedLLM, runner: Runner) -> None:
+    memory = FileMemory(runner.root / "memory" / "agent.json")
+    for number in range(MAX_LESSONS_SHOWN + 5):
+        memory.write(f"lesson-{number:03d}", f"LESSON-{number:03d}")
+    scripted_llm.script("many", [reply("ok"), reply("none")])
+
+    _run(runner, _remembering(scripted_llm.base_url, "many"))
+
+    system = scripted_llm.requests("many")[0]["messages"][0]["content"]
+    shown = [n for n in range(MAX_LESSONS_SHOWN + 5) if f"LESSON-{n:03d}" in system]
+    assert shown == list(range(5, MAX_LESSONS_SHOWN + 5))
 
 
 def test_a_judge_scores_the_run_into_the_result_and_the_run_span(
