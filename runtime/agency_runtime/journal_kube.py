@@ -296,6 +296,7 @@ class KubeJournal(Journal):
             existing = self._get(name)
             sealed = _lines(self._data(existing or {}).get("records", ""))
             if sealed != self._tail[: len(sealed)]:
+                self._reread()  # a newer process sealed it: this one is fenced, not the journal corrupt
                 raise JournalCorrupt(
                     f"journal chunk ConfigMap {self.run.namespace}/{name} holds records the head never had"
                 ) from None

@@ -234,3 +234,33 @@ def test_deleting_the_run_deletes_its_journal(testbed: Testbed, identity: RunIde
         time.sleep(0.5)
     else:
         pytest.fail("the journal ConfigMap was not garbage-collected with its AgentRun within 60s")
+
+
+def test_a_chunk_left_by_a_process_that_died_while_sealing_is_taken_over_without_duplicates(
+    identity: RunIdentity,
+) -> None:
+    died = KubeJournal(identity.client(), identity.run, seal_bytes=2048)
+    died.open()
+    for n in range(4):
+        died.append(Kind.EVENT, f"a{n}", {"text": "x" * 300})
+    client = identity.client()
+    head = client.get(f"/api/v1/namespaces/{identity.run.namespace}/configmaps/{head_name('run-1')}")
+    first_two = "".join(line + "\n" for line in head["data"]["records"].splitlines()[:2])
+    client.create(
+        f"/api/v1/namespaces/{identity.run.namespace}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": chunk_name("run-1", 1)},
+            "immutable": True,
+            "data": {"records": first_two},
+        },
+    )
+
+    successor = KubeJournal(identity.client(), identity.run, seal_bytes=2048)
+    successor.open()
+    for n in range(6):
+        successor.append(Kind.EVENT, f"b{n}", {"text": "y" * 300})
+
+    keys = [r.key for r in KubeJournal(identity.client(), identity.run).open()]
+    assert keys == [f"a{n}" for n in range(4)] + [f"b{n}" for n in range(6)]
