@@ -83,7 +83,10 @@ class Report:
 
 
 def _describe(call: Acted, arguments: JsonDict) -> str:
-    shown = " ".join(str(arguments[k]) for k in ("method", "url") if k in arguments) or call.tool
+    named = " ".join(
+        str(arguments[k]) for k in ("method", "url", "verb", "resource", "name") if k in arguments
+    )
+    shown = f"{call.tool}: {named}" if named and "url" not in arguments else named or call.tool
     return f"{shown} (undoing {call.key})"
 
 
