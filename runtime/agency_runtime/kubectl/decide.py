@@ -21,6 +21,8 @@ from agency_runtime.kubectl.progress import undecided
 
 JsonDict = dict[str, Any]
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
+#: What the API server answers when the patch's `test` of the resourceVersion read fails.
+RETRIED_STATUS = 422
 
 
 def choose_proposal(run: Mapping[str, Any], requested: str | None) -> str:
@@ -103,8 +105,8 @@ def decide(
         )
         if response.is_success:
             return entry
-        if response.status_code in (409, 422) and attempt == 0 and "test operation" in response.text:
-            continue  # someone recorded the first decision meanwhile: append to theirs
+        if response.status_code == RETRIED_STATUS and attempt == 0 and "approvals" not in run["spec"]:
+            continue  # perhaps someone recorded the first decision meanwhile: read again, append to theirs
         raise _refusal(api, response, namespace, name, user)
     raise ApiError(f"the decision on {what} in namespace {namespace} could not be recorded: it kept changing")
 

@@ -45,6 +45,15 @@ def run_pods(api: Api, namespace: str, run: Mapping[str, Any]) -> list[JsonDict]
     return sorted(owned, key=attempt_of)
 
 
+def started(pod: Mapping[str, Any]) -> bool:
+    """Whether the Pod's container ever ran: before that the API server answers an empty log."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Running", "Succeeded", "Failed"):
+        return True
+    states = [c.get("state") or {} for c in status.get("containerStatuses") or []]
+    return any("running" in s or "terminated" in s for s in states)
+
+
 def local_log(run: Mapping[str, Any], env: Mapping[str, str]) -> Path:
     """Where the local executor keeps the run's output (on the operator's machine)."""
     meta = run["metadata"]
@@ -69,6 +78,12 @@ def show(api: Api, namespace: str, name: str, out: TextIO, *, follow: bool, env:
     if pods:
         for pod in pods:
             pod_name = pod["metadata"]["name"]
+            if not started(pod):
+                phase = (pod.get("status") or {}).get("phase", "Pending")
+                raise PluginError(
+                    f"no log yet for Pod {pod_name} of the run: it has not started (phase {phase}; "
+                    f"kubectl describe pod {pod_name} -n {namespace} says why)"
+                )
             if len(pods) > 1:
                 out.write(f"==> Pod {pod_name} (attempt {attempt_of(pod)}) <==\n")
             _pod_log(api, namespace, pod_name, out, follow=follow and pod is pods[-1])
