@@ -68,6 +68,10 @@ def test_run_creates_the_run_with_the_input_follows_it_to_succeeded_then_shows_t
     assert here.returncode == 0, here.stderr
     assert here.stdout == (operator.workdir / where.lstrip("/")).read_text()
     assert "All 12 reefers are within range." in here.stdout
+    followed = plugin(
+        "logs", "-f", name, "-n", namespace, env={"AGENCY_LOCAL_WORKDIR": str(operator.workdir)}
+    )
+    assert (followed.returncode, followed.stdout) == (0, here.stdout), "a finished run's log ends the follow"
 
 
 def test_run_waiting_for_approval_exits_3_naming_the_proposal_and_approve_lets_it_finish(

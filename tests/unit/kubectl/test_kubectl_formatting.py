@@ -12,6 +12,7 @@ import pytest
 
 from agency_runtime.kubectl.decide import choose_proposal, decision_entry, patch_ops
 from agency_runtime.kubectl.errors import PluginError
+from agency_runtime.kubectl.main import parser
 from agency_runtime.kubectl.progress import ProgressLine, format_cost, outcome, progress_line, waiting_message
 from agency_runtime.kubectl.run import build_run
 from agency_runtime.kubectl.trace import trace_link
@@ -190,3 +191,11 @@ def test_decision_appends_to_the_list_or_creates_it_on_the_version_read() -> Non
         {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
         {"op": "add", "path": "/spec/approvals", "value": [entry]},
     ]
+
+
+def test_connection_flags_work_before_and_after_the_command_as_with_kubectl() -> None:
+    before = parser().parse_args(["-n", "ops", "--context", "prod", "usage"])
+    after = parser().parse_args(["usage", "-n", "ops", "--context", "prod", "-A"])
+    assert (before.namespace, before.context, before.all_namespaces) == ("ops", "prod", False)
+    assert (after.namespace, after.context, after.all_namespaces) == ("ops", "prod", True)
+    assert parser().parse_args(["logs", "r1"]).namespace is None
