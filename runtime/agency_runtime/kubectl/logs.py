@@ -107,9 +107,8 @@ def _pod_log(api: Api, namespace: str, pod: str, out: TextIO, *, follow: bool) -
         if not response.is_success:
             raise api.error(response, path, what=what, namespace=namespace, action="get")
         out.write(response.text)
-    except ApiError as err:
-        # e.g. "container runtime is waiting to start": the Pod exists but has no log yet
-        raise PluginError(f"no log yet for Pod {pod} of the run: {err}") from err
+    except ApiError as err:  # e.g. the node holding the log is gone
+        raise PluginError(f"cannot read the log of Pod {pod} of the run: {err}") from err
 
 
 def _file_log(api: Api, namespace: str, name: str, path: Path, out: TextIO, *, follow: bool) -> None:
