@@ -24,6 +24,18 @@ class Plugin:
 
     testbed: Testbed
 
+    def env(self, kubeconfig: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The testbed's environment (KUBECONFIG as admin), the venv's bin (kubectl-agency) first on PATH."""
+        full_env = self.testbed.env()
+        full_env["PATH"] = f"{VENV_BIN}:{full_env['PATH']}"
+        if kubeconfig is not None:
+            full_env["KUBECONFIG"] = str(kubeconfig)
+        full_env.update(env or {})
+        return full_env
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(self.testbed.bin_dir / "kubectl"), "agency", *args]
+
     def __call__(
         self,
         *args: str,
@@ -31,14 +43,9 @@ class Plugin:
         env: Mapping[str, str] | None = None,
         timeout: float = 180,
     ) -> subprocess.CompletedProcess[str]:
-        full_env = self.testbed.env()
-        full_env["PATH"] = f"{VENV_BIN}:{full_env['PATH']}"
-        if kubeconfig is not None:
-            full_env["KUBECONFIG"] = str(kubeconfig)
-        full_env.update(env or {})
         return subprocess.run(
-            [str(self.testbed.bin_dir / "kubectl"), "agency", *args],
-            env=full_env,
+            self.argv(*args),
+            env=self.env(kubeconfig, env),
             capture_output=True,
             text=True,
             timeout=timeout,
