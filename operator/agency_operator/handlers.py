@@ -1,13 +1,14 @@
 """The kopf handlers: registration only. Each one hands its object to the module that decides.
 
-Registered by `register(registry, settings)` rather than at import, because the timer interval is a
-setting; `__main__` reads the settings once and passes them here, and the startup handler puts them
-(with the API client, executor and metrics) into kopf's memo.
+Registered by `register(registry, settings)` rather than at import, so that one Settings object, read
+once in `__main__`, configures everything; the startup handler configures kopf from it and puts it (with
+the API client, executor, metrics and resync) into kopf's memo.
 
 Level, not edge: every AgentRun event (including the listing kopf does when it starts, which is what
-`@kopf.on.resume` would give), every event of a run's Pod and a resync timer all call the same
-`runs.reconcile_run`, which reads the run afresh and is idempotent. `on.event` and timers keep no
-progress annotations on the objects, so a reconcile that changes nothing writes nothing.
+`@kopf.on.resume` would give), every event of a run's Pod and a periodic resync (`resync.py`) all call
+the same `runs.reconcile_run`, which reads the run afresh and is idempotent. `on.event` keeps no progress
+annotations on the objects, so a reconcile that changes nothing writes nothing. A waiting run says why
+in its conditions and Events rather than through kopf's TemporaryError retries.
 
 No finalizers: every child of a run in its namespace is owned by it and goes with it (garbage
 collection); what cannot be owned (bindings in other namespaces, a local process) is removed on the
@@ -26,6 +27,7 @@ from agency_operator.executors.local import LocalExecutor
 from agency_operator.executors.pod import PodExecutor
 from agency_operator.kube import Kube
 from agency_operator.metrics import Metrics
+from agency_operator.resync import Resync
 from agency_operator.settings import ExecutorKind, Settings
 
 GROUP, VERSION = "agency.dev", "v1alpha1"
@@ -69,6 +71,16 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             api_endpoints=cleanup.api_endpoints(kube, app),
         )
         swept = cleanup.sweep_orphans(kube)
+        memo.resync = Resync(
+            kube,
+            app.namespaces,
+            app.resync_seconds,
+            {
+                "agentruns": lambda ns, name: runs.reconcile_run(memo.ctx, ns, name),
+                "agents": lambda ns, name: _agent(memo, ns, name),
+            },
+        )
+        memo.resync.start()
         logger.info(
             "operator started",
             extra={
@@ -88,6 +100,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     @kopf.on.cleanup(id="shutdown", registry=registry)
     def shutdown(memo: Any, **_: Any) -> None:
+        resync = getattr(memo, "resync", None)
+        if resync is not None:
+            resync.stop()
         ctx = getattr(memo, "ctx", None)
         if ctx is not None:
             ctx.kube.close()
@@ -100,14 +115,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             runs.forget_run(ctx, body)
             return
         runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
-
-    @kopf.timer(
-        GROUP, VERSION, "agentruns", interval=settings.resync_seconds, id="agentrun-resync", registry=registry
-    )
-    def run_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
-        waiting = runs.reconcile_run(_context(memo), body.metadata.namespace or "", body.metadata.name or "")
-        if waiting is not None:
-            raise kopf.TemporaryError(f"{waiting.reason}: {waiting.message}", delay=settings.resync_seconds)
 
     @kopf.on.event(
         "",
@@ -129,12 +136,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             agents.reconcile_agent(
                 _context(memo).kube, body.metadata.namespace or "", body.metadata.name or ""
             )
-
-    @kopf.timer(
-        GROUP, VERSION, "agents", interval=settings.resync_seconds, id="agent-resync", registry=registry
-    )
-    def agent_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
-        _agent(memo, body.metadata.namespace, body.metadata.name)
 
     @kopf.on.event(GROUP, VERSION, "agentpolicies", id="agentpolicy-event", registry=registry)
     def policy_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:

@@ -29,9 +29,15 @@ def service_account(run: str) -> str:
     return f"agency-run-{run}"
 
 
-def pod(run: str) -> str:
-    """The run's Pod: one per run, named as the run, so a second create is a conflict, not a duplicate."""
-    return run
+ATTEMPT_LABEL = f"{GROUP_PREFIX}/attempt"
+
+
+def pod(run: str, attempt: int = 0) -> str:
+    """The run's Pod: named as the run (attempt 0), so a second create is a conflict, not a duplicate.
+
+    A run that stopped to wait for an approval continues in a new Pod once decided: `<run>-<attempt>`.
+    """
+    return run if attempt == 0 else f"{run}-{attempt}"
 
 
 def role(run: str) -> str:

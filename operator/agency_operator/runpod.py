@@ -78,7 +78,12 @@ def build_env(env: RunEnv, agent: Agent) -> list[JsonDict]:
 
 
 def build_pod(
-    run: Mapping[str, Any], agent: Agent, policy: AgentPolicy, env: RunEnv, settings: Settings
+    run: Mapping[str, Any],
+    agent: Agent,
+    policy: AgentPolicy,
+    env: RunEnv,
+    settings: Settings,
+    attempt: int = 0,
 ) -> JsonDict:
     """The run's Pod, owned by the run, with the restricted security context and the run's own identity."""
     meta = run["metadata"]
@@ -140,9 +145,9 @@ def build_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": names.pod(meta["name"]),
+            "name": names.pod(meta["name"], attempt),
             "namespace": meta["namespace"],
-            "labels": names.run_labels(run, "runtime"),
+            "labels": {**names.run_labels(run, "runtime"), names.ATTEMPT_LABEL: str(attempt)},
             "ownerReferences": [names.owner_reference(run)],
         },
         "spec": spec,

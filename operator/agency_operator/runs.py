@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -147,8 +147,14 @@ def _refuse(draft: StatusDraft, type_: str, refusal: Refusal) -> Refusal:
     return refusal
 
 
-def _admit(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> Admission | Refusal:
-    """The agent, policy and launch of a run that may start now, or why not (with conditions set)."""
+def _admit(
+    ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, *, after_start: bool = False
+) -> Admission | Refusal:
+    """The agent, policy and launch of a run that may start now, or why not (with conditions set).
+
+    `after_start`: the run continues after an approval; it was counted against the daily budget when it
+    started, and its next process joins its own trace.
+    """
     kube, ns = ctx.kube, run.metadata.namespace or ""
     agent_name = run.spec.agent_ref.name
     agent_body = kube.get_or_none(path_for(API_VERSION, "agents", ns, agent_name))
@@ -171,7 +177,7 @@ def _admit(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> A
     budget = run_budget(run, policy)
     if refusal is None and isinstance(budget, Refusal):
         refusal = budget
-    if refusal is None and policy.spec.budgets.per_agent_daily is not None:
+    if refusal is None and policy.spec.budgets.per_agent_daily is not None and not after_start:
         runs = [AgentRun.from_k8s(r) for r in kube.list(runs_path(ns))]
         used = usage_today(runs, agent_name, datetime.now(UTC), exclude=run.metadata.name)
         refusal = daily_refusal(agent_name, policy.metadata.name, policy.spec.budgets.per_agent_daily, used)
@@ -187,8 +193,8 @@ def _admit(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> A
     if missing is not None:
         return _refuse(draft, CREDENTIALS, missing)
     draft.condition(CREDENTIALS, True, "Found", "The model credentials exist.")
-    parent_trace = None
-    if run.spec.parent_run_ref is not None:
+    parent_trace = run.status.trace_id if after_start else None
+    if run.spec.parent_run_ref is not None and not after_start:
         parent = kube.get_or_none(runs_path(ns, run.spec.parent_run_ref.name))
         parent_trace = ((parent or {}).get("status") or {}).get("traceId")
     launch = Launch(
@@ -255,6 +261,12 @@ def _mirror(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, see
             draft.set(phase=RunPhase.RUNNING.value)
         ready(draft, True, "Running", "The runtime is running.")
         return
+    if (
+        seen.progress is Progress.FINISHED
+        and (seen.result or {}).get("phase") == RunPhase.WAITING_FOR_APPROVAL
+    ):
+        _wait_or_resume(ctx, body, run, draft, seen)
+        return
     if seen.progress is Progress.ABSENT:
         phase, message = RunPhase.FAILED, "The run's runtime disappeared (its Pod or process was removed)."
         reason = "RuntimeLost"
@@ -279,6 +291,59 @@ def _mirror(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, see
         float(usage.get("costUSD", 0.0)),
     )
     _revoke(ctx, body, draft)
+
+
+def undecided(run: AgentRun, status: Mapping[str, Any], result: Mapping[str, Any], timeout: int) -> list[str]:
+    """Proposals the run waits on: shown in status.pendingApprovals (or its result), not decided in
+    spec.approvals, and not past the policy's approval timeout (an expired proposal counts as rejected,
+    which the runtime tells the model when it continues)."""
+    decided = {a.proposal_id for a in run.spec.approvals}
+    now = datetime.now(UTC)
+    waiting: dict[str, datetime | None] = {}
+    for pending in status.get("pendingApprovals") or []:
+        waiting[pending["proposalId"]] = _parse_time(pending.get("requestedAt"))
+    proposal = result.get("proposal") or {}
+    if isinstance(proposal, Mapping) and proposal.get("proposalId"):
+        waiting.setdefault(str(proposal["proposalId"]), None)
+    return sorted(
+        pid
+        for pid, asked in waiting.items()
+        if pid not in decided and (asked is None or now < asked + timedelta(seconds=timeout))
+    )
+
+
+def _wait_or_resume(
+    ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, seen: Observation
+) -> None:
+    """The process stopped to wait for approvals: wait, or start the next process once they are decided."""
+    result = seen.result or {}
+    draft.set(**result_fields(result))
+    policy_ref = run.status.bound_policy_ref
+    policy_body = (
+        ctx.kube.get_or_none(path_for(API_VERSION, "agentpolicies", run.metadata.namespace, policy_ref.name))
+        if policy_ref is not None
+        else None
+    )
+    timeout = AgentPolicy.from_k8s(policy_body).spec.approvals.timeout_seconds if policy_body else 86400
+    waiting = undecided(run, draft.status, result, timeout)
+    if waiting:
+        draft.set(phase=RunPhase.WAITING_FOR_APPROVAL.value)
+        ready(
+            draft,
+            False,
+            "WaitingForApproval",
+            f"Proposed tool call(s) {', '.join(waiting)} wait for a decision in spec.approvals "
+            "(see status.pendingApprovals); the run continues in a new process once decided.",
+        )
+        return
+    admission = _admit(ctx, body, run, StatusDraft(draft.status, None), after_start=True)
+    if isinstance(admission, Refusal):
+        ready(draft, False, admission.reason, admission.message)
+        return
+    launch = replace(admission.launch, attempt=seen.attempt + 1)
+    ctx.executor.start(launch)
+    draft.set(phase=RunPhase.RUNNING.value)
+    ready(draft, True, "Resumed", f"Decisions recorded; the run continues (process {launch.attempt + 1}).")
 
 
 def _reason(text: str) -> str:

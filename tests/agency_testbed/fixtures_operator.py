@@ -201,6 +201,38 @@ def wait_for_phase(
     return run_status(testbed, namespace, name)
 
 
+def finish_pod(testbed: Testbed, namespace: str, result: dict[str, Any], name: str = "r1") -> None:
+    """Write the Pod's status as a kubelet would once the runtime exited, its result as the termination
+    message (the testbed has no kubelet, so no Pod log to read it from)."""
+    exit_code = 0 if result.get("phase") in ("Succeeded", "WaitingForApproval") else 1
+    status = {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "containerStatuses": [
+            {
+                "name": "runtime",
+                "ready": False,
+                "restartCount": 0,
+                "image": "runtime",
+                "imageID": "",
+                "state": {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": "Completed" if exit_code == 0 else "Error",
+                        "message": json.dumps(result),
+                    }
+                },
+            }
+        ],
+    }
+    with testbed.http() as http:
+        answer = http.patch(
+            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+    answer.raise_for_status()
+
+
 # ----- objects ------------------------------------------------------------------------------------------
 STUB_RUNTIME = Path(__file__).resolve().parents[1] / "integration" / "operator" / "stub_runtime.py"
 #: The local executor runs the stub instead of the real runtime: the tests here are about the operator.

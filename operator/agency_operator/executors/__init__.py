@@ -39,6 +39,8 @@ class Observation:
     exit_code: int | None = None
     result: JsonDict | None = None
     detail: str = ""
+    attempt: int = 0
+    """Which process of the run this is: 0 first, one more each time it continues after an approval."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Launch:
     budget: Budget
     run_file: JsonDict
     trace_parent: str | None
+    attempt: int = 0
 
 
 class Executor(Protocol):
@@ -59,7 +62,7 @@ class Executor(Protocol):
         """Start the run's process unless it was started before (idempotent)."""
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
-        """Where the run's process is now."""
+        """Where the run's latest process is now."""
 
     def stop(self, body: Mapping[str, Any]) -> None:
         """Stop the run's process if it runs (cancellation); the Pod executor leaves that to the GC."""

@@ -46,6 +46,19 @@ def _write_private(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def _pid_file(folder: Path, attempt: int) -> Path:
+    return folder / ("pid" if attempt == 0 else f"pid-{attempt}")
+
+
+def _result_file(folder: Path, attempt: int) -> Path:
+    return folder / ("result.json" if attempt == 0 else f"result-{attempt}.json")
+
+
+def _latest_attempt(folder: Path) -> int | None:
+    attempts = [0 if p.name == "pid" else int(p.name.removeprefix("pid-")) for p in folder.glob("pid*")]
+    return max(attempts) if attempts else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -79,6 +92,7 @@ class LocalExecutor:
         )
 
     def environment(self, launch: Launch, folder: Path) -> dict[str, str]:
+        """The Pod's environment with local paths, the key's value, and what any process needs to start."""
         env = build_run_env(
             launch.run,
             launch.budget,
@@ -86,7 +100,7 @@ class LocalExecutor:
             otlp_endpoint=self.settings.otlp_endpoint,
             trace_parent=launch.trace_parent,
         ).to_env()
-        env["AGENCY_RESULT_FILE"] = str(folder / "result.json")
+        env["AGENCY_RESULT_FILE"] = str(_result_file(folder, launch.attempt))
         key = read_model_key(self.kube, launch.agent)
         if key is not None:
             env[MODEL_API_KEY] = key
@@ -97,10 +111,11 @@ class LocalExecutor:
 
     def start(self, launch: Launch) -> None:
         folder = self.folder(launch.body)
-        if (folder / "pid").exists():
+        if _pid_file(folder, launch.attempt).exists():
             return
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(folder / names.RUN_FILE_KEY, run_file_text(launch.run_file))
+        if not (folder / names.RUN_FILE_KEY).exists():  # a run's inputs never change, across attempts too
+            _write_private(folder / names.RUN_FILE_KEY, run_file_text(launch.run_file))
         if self.kube.connection.ca_file:
             shutil.copyfile(self.kube.connection.ca_file, folder / "ca.crt")
         meta = launch.body["metadata"]
@@ -120,7 +135,7 @@ class LocalExecutor:
                 start_new_session=True,
             )
         self.processes[meta["uid"]] = process
-        _write_private(folder / "pid", str(process.pid))
+        _write_private(_pid_file(folder, launch.attempt), str(process.pid))
 
     def _renew_token(self, body: Mapping[str, Any], folder: Path) -> None:
         meta = body["metadata"]
@@ -135,21 +150,27 @@ class LocalExecutor:
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         folder = self.folder(body)
-        pid_file = folder / "pid"
-        if not pid_file.exists():
+        attempt = _latest_attempt(folder)
+        if attempt is None:
             return Observation(Progress.ABSENT)
+        pid_file = _pid_file(folder, attempt)
         started = datetime.fromtimestamp(pid_file.stat().st_mtime, UTC).replace(microsecond=0)
-        result_file = folder / "result.json"
+        result_file = _result_file(folder, attempt)
         process = self.processes.get(body["metadata"]["uid"])
         exit_code = process.poll() if process is not None else None
         running = exit_code is None and (process is not None or _alive(int(pid_file.read_text() or "0")))
         if running:
             self._renew_token(body, folder)
-            return Observation(Progress.RUNNING, started_at=started)
+            return Observation(Progress.RUNNING, started_at=started, attempt=attempt)
         result = parse_result(result_file.read_text(encoding="utf-8")) if result_file.exists() else None
         detail = "" if result else f"the runtime process ended without a result; see {folder / 'runtime.log'}"
         return Observation(
-            Progress.FINISHED, started_at=started, exit_code=exit_code, result=result, detail=detail
+            Progress.FINISHED,
+            started_at=started,
+            exit_code=exit_code,
+            result=result,
+            detail=detail,
+            attempt=attempt,
         )
 
     def stop(self, body: Mapping[str, Any]) -> None:
@@ -157,9 +178,10 @@ class LocalExecutor:
         uid = body["metadata"]["uid"]
         process = self.processes.pop(uid, None)
         pid = process.pid if process is not None else None
-        pid_file = self.folder(body) / "pid"
-        if pid is None and pid_file.exists() and not (pid_file.parent / "result.json").exists():
-            pid = int(pid_file.read_text() or "0")
+        folder = self.folder(body)
+        attempt = _latest_attempt(folder)
+        if pid is None and attempt is not None and not _result_file(folder, attempt).exists():
+            pid = int(_pid_file(folder, attempt).read_text() or "0")
         if pid and (process is None or process.poll() is None):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)

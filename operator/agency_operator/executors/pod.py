@@ -34,13 +34,20 @@ class PodExecutor:
             otlp_endpoint=self.settings.otlp_endpoint,
             trace_parent=launch.trace_parent,
         )
-        ensure(self.kube, build_pod(launch.body, launch.agent, launch.policy, env, self.settings))
+        ensure(
+            self.kube, build_pod(launch.body, launch.agent, launch.policy, env, self.settings, launch.attempt)
+        )
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         meta = body["metadata"]
-        pod = self.kube.get_or_none(path_for("v1", "pods", meta["namespace"], names.pod(meta["name"])))
-        if pod is None:
+        pods = self.kube.list(
+            path_for("v1", "pods", meta["namespace"]), f"{names.RUN_UID_LABEL}={meta['uid']}"
+        )
+        if not pods:
             return Observation(Progress.ABSENT)
+        pod = max(pods, key=lambda p: int(p["metadata"].get("labels", {}).get(names.ATTEMPT_LABEL, "0")))
+        attempt = int(pod["metadata"].get("labels", {}).get(names.ATTEMPT_LABEL, "0"))
+        pod_name = pod["metadata"]["name"]
         if pod["metadata"].get("uid") and meta["uid"] not in {
             o.get("uid") for o in pod["metadata"].get("ownerReferences", [])
         }:
@@ -57,7 +64,7 @@ class PodExecutor:
             result = parse_result(terminated.get("message"))
             if result is None:
                 log = self.kube.text(
-                    path_for("v1", "pods", meta["namespace"], names.pod(meta["name"])) + "/log",
+                    path_for("v1", "pods", meta["namespace"], pod_name) + "/log",
                     {"container": CONTAINER, "tailLines": "20"},
                 )
                 result = parse_result(log)
@@ -67,10 +74,12 @@ class PodExecutor:
                 exit_code=terminated.get("exitCode"),
                 result=result,
                 detail=str(status.get("message") or terminated.get("reason") or phase),
+                attempt=attempt,
             )
         if phase == "Running":
-            return Observation(Progress.RUNNING, started_at=started)
-        return Observation(Progress.PENDING, detail=str(status.get("reason") or "the Pod is not running yet"))
+            return Observation(Progress.RUNNING, started_at=started, attempt=attempt)
+        waiting = str(status.get("reason") or "the Pod is not running yet")
+        return Observation(Progress.PENDING, detail=waiting, attempt=attempt)
 
     def stop(self, body: Mapping[str, Any]) -> None:
         """Nothing to do: the Pod is owned by the run and goes with it."""

@@ -7,7 +7,9 @@ run's input says — a JSON object:
 
 - `{"wait": true}`: wait until a file named `release` appears in the working folder;
 - `{"phase": "Succeeded", "steps": 2, "usage": {...}, "result": "..."}`: the final result to report;
-- `{"exit": 3}`: exit with that code without reporting a result.
+- `{"exit": 3}`: exit with that code without reporting a result;
+- `{"phase": "WaitingForApproval", "proposal": {"proposalId": "p1"}, "afterApproval": {...}}`: stop waiting
+  for a decision; a later process of the same run behaves as `afterApproval` says.
 
 The final result goes, like the real runtime's, to stdout and to AGENCY_RESULT_FILE.
 """
@@ -28,6 +30,8 @@ def main() -> int:
     (folder / "env.json").write_text(json.dumps(dict(os.environ), sort_keys=True))
     run = json.loads(Path(os.environ["AGENCY_RUN_FILE"]).read_text())
     ask = json.loads(run["input"] or "{}")
+    if len((folder / "starts.log").read_text().split()) > 1 and "afterApproval" in ask:
+        ask = ask["afterApproval"]
     if ask.get("wait"):
         deadline = time.monotonic() + 300
         while not (folder / "release").exists() and time.monotonic() < deadline:
@@ -43,6 +47,8 @@ def main() -> int:
         "usage": ask.get("usage", {"inputTokens": 10, "outputTokens": 5, "costUSD": 0.001}),
         "traceId": ask.get("traceId", "0123456789abcdef0123456789abcdef"),
     }
+    if "proposal" in ask:
+        result["proposal"] = ask["proposal"]
     line = json.dumps(result, sort_keys=True)
     print(line, flush=True)
     Path(os.environ["AGENCY_RESULT_FILE"]).write_text(line)

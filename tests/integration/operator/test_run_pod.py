@@ -20,9 +20,12 @@ from agency_testbed.fixtures_operator import (
     api_get,
     api_list,
     apply,
+    condition,
+    finish_pod,
     policy,
     run,
     run_path,
+    run_status,
     secret,
     wait_for,
     wait_for_phase,
@@ -40,37 +43,6 @@ def _wait_for_pod(testbed: Testbed, namespace: str, name: str = "r1") -> dict[st
     pod = _pod(testbed, namespace, name)
     assert pod is not None
     return pod
-
-
-def _finish_pod(testbed: Testbed, namespace: str, result: dict[str, Any], name: str = "r1") -> None:
-    """Write the Pod's status as the kubelet would once the runtime exited."""
-    exit_code = 0 if result.get("phase") == "Succeeded" else 1
-    status = {
-        "phase": "Succeeded" if exit_code == 0 else "Failed",
-        "containerStatuses": [
-            {
-                "name": "runtime",
-                "ready": False,
-                "restartCount": 0,
-                "image": "runtime",
-                "imageID": "",
-                "state": {
-                    "terminated": {
-                        "exitCode": exit_code,
-                        "reason": "Completed" if exit_code == 0 else "Error",
-                        "message": json.dumps(result),
-                    }
-                },
-            }
-        ],
-    }
-    with testbed.http() as http:
-        answer = http.patch(
-            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
-            json={"status": status},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-    answer.raise_for_status()
 
 
 RESULT = {
@@ -183,7 +155,7 @@ def test_finished_pod_is_mirrored_into_run_status_and_identity_is_removed(
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
     operator.start(executor="pod")
     _wait_for_pod(testbed, namespace)
-    _finish_pod(testbed, namespace, RESULT)
+    finish_pod(testbed, namespace, RESULT)
     status = wait_for_phase(testbed, namespace, "r1", "Succeeded")
     assert status["stepCount"] == 3
     assert status["usage"] == {"inputTokens": 120, "outputTokens": 30, "totalTokens": 150, "costUSD": 0.0021}
@@ -201,7 +173,7 @@ def test_failed_runtime_without_result_fails_the_run_saying_so(
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
     operator.start(executor="pod")
     _wait_for_pod(testbed, namespace)
-    _finish_pod(
+    finish_pod(
         testbed, namespace, {"phase": "Failed", "reason": "ModelError", "message": "the model said no"}
     )
     status = wait_for_phase(testbed, namespace, "r1", "Failed")
@@ -260,7 +232,7 @@ def test_operator_killed_between_service_account_and_pod_finishes_the_run_withou
 
     operator.start(executor="pod")
     _wait_for_pod(testbed, namespace)
-    _finish_pod(testbed, namespace, RESULT)
+    finish_pod(testbed, namespace, RESULT)
     wait_for_phase(testbed, namespace, "r1", "Succeeded")
     uid = api_get(testbed, run_path(namespace, "r1"))["metadata"]["uid"]  # type: ignore[index]
     selector = f"agency.dev/run-uid={uid}"
@@ -312,9 +284,15 @@ def test_reconciling_again_changes_nothing(
                 found[f"{path}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
         return found
 
-    wait_for(lambda: op.reconciles() >= 3, 30, "the operator to reconcile the run a few times")
-    before = versions()
+    def settled() -> bool:
+        ready = condition(run_status(testbed, namespace, "r1"), "Ready") or {}
+        return ready.get("reason") == "Starting"  # a Pod no kubelet starts: the run's steady state here
+
+    wait_for(settled, 30, "the run to settle while its Pod is pending")
+    before, status_before = versions(), run_status(testbed, namespace, "r1")
     assert len(before) == 8  # the run, its Pod, ServiceAccount, run file, Role, 2 RoleBindings, NetworkPolicy
     seen = op.reconciles()
     wait_for(lambda: op.reconciles() >= seen + 3, 30, "three more reconciles of the run")
-    assert versions() == before
+    assert versions() == before, (status_before, run_status(testbed, namespace, "r1"))
+    # No finalizer: children are owned by the run, so a run can be deleted while the operator is down.
+    assert not api_get(testbed, run_path(namespace, "r1"))["metadata"].get("finalizers")  # type: ignore[index]
