@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from agency_operator import events
+from agency_operator.approvers import ensure_approvers
 from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials
 from agency_operator.kube import JsonDict, Kube, path_for
@@ -102,6 +103,7 @@ def reconcile_policy(kube: Kube, namespace: str, name: str) -> None:
     body = kube.get_or_none(path)
     if body is None:
         return
+    ensure_approvers(kube, AgentPolicy.from_k8s(body))
     agents = kube.list(path_for(API_VERSION, "agents", namespace))
     bound = sum(
         1 for a in agents if ((a.get("status") or {}).get("boundPolicyRef") or {}).get("name") == name

@@ -37,7 +37,12 @@ def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]
             "resources": ["agents", "agentpolicies", "agentschedules"],
             "verbs": [*READ, "patch"],
         },
-        {"apiGroups": [GROUP], "resources": ["agentruns"], "verbs": [*READ, "patch", "create", "delete"]},
+        # approve: granted to policies' approvers (approvers.py), so the operator holds it too (no escalate).
+        {
+            "apiGroups": [GROUP],
+            "resources": ["agentruns"],
+            "verbs": [*READ, "patch", "create", "delete", "approve"],
+        },
         {
             "apiGroups": [GROUP],
             "resources": [

@@ -91,3 +91,32 @@ def test_pod_run_continues_after_approval_in_a_second_pod(
     finish_pod(testbed, namespace, {"phase": "Succeeded", "result": "dispatched", "steps": 2}, name="r1-1")
     status = wait_for_phase(testbed, namespace, "r1", "Succeeded")
     assert (status["result"], status["stepCount"]) == ("dispatched", 2)
+
+
+def test_policy_approvers_may_approve_and_others_may_not(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    approvers = {"approvers": [{"kind": "ServiceAccount", "name": "dispatcher", "namespace": namespace}]}
+    kubectl("create", "serviceaccount", "dispatcher", "-n", namespace)
+    kubectl("create", "serviceaccount", "bystander", "-n", namespace)
+    apply(kubectl, secret(namespace), policy(namespace, approvals=approvers))
+    operator.start(executor="local", env=STUB_ENV)
+    binding = (
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/agency-approvers-default"
+    )
+    wait_for(lambda: api_get(testbed, binding), 30, "the approvers' RoleBinding")
+
+    def can_approve(account: str) -> str:
+        return kubectl(
+            "auth",
+            "can-i",
+            "approve",
+            "agentruns.agency.dev",
+            "-n",
+            namespace,
+            f"--as=system:serviceaccount:{namespace}:{account}",
+            check=False,
+        ).stdout.strip()
+
+    assert can_approve("dispatcher") == "yes"
+    assert can_approve("bystander") == "no"
