@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from agency_operator.approvers import build_approver_binding, build_approver_role
 from operator_objects import NAMESPACE, policy_obj
+
+from agency_operator.approvers import build_approver_binding, build_approver_role
 
 
 def test_approvers_get_the_approve_verb_on_runs_of_the_policys_namespace_only() -> None:
