@@ -1,11 +1,11 @@
 """Compaction: when the conversation nears the model's context window, older steps become one summary.
 
 Before each model step the loop asks `Compactor.before_step`. When the request would be at least the
-threshold (`AGENCY_COMPACTION_TOKENS`, else `AGENCY_COMPACTION_FRACTION` (default 0.75) of the model's
-context window as litellm knows it; a model litellm does not know is never compacted unless a token
-threshold is set), the messages between the task and the last `keep_steps` steps are summarized by the
-agent's own model and replaced by that summary. The cut is always at an assistant message, so an assistant
-tool call is never separated from its tool results.
+threshold (`AGENCY_COMPACTION_TOKENS`, else the policy's `spec.budgets.perRun.compactAtTokens`, else
+`AGENCY_COMPACTION_FRACTION` (default 0.75) of the model's context window as litellm knows it; a model
+litellm does not know is never compacted unless a token threshold is set), the messages between the task
+and the last `keep_steps` steps are summarized by the agent's own model and replaced by that summary.
+The cut is always at an assistant message, so an assistant tool call is never separated from its tool results.
 
 Only the messages sent change: the journal keeps every step. The summary call is journaled under
 `step-N/compaction` together with where it cut, so a new process replays the same compaction at the same
@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from agency_runtime.api.policy import AgentPolicySpec
 from agency_runtime.budget import Prices
 from agency_runtime.journal import Kind
 from agency_runtime.llm import Message, ModelClient, ModelError, count_prompt_tokens, load_litellm
@@ -68,6 +69,14 @@ class CompactionSettings:
             fraction=min(1.0, number(FRACTION_VARIABLE, defaults.fraction)),
             keep_steps=int(number(KEEP_VARIABLE, defaults.keep_steps)),
         )
+
+    def with_policy(self, policy: AgentPolicySpec | None) -> CompactionSettings:
+        """These settings with the policy's `compactAtTokens` as the threshold, unless one is already set
+        (`AGENCY_COMPACTION_TOKENS` stays an override)."""
+        if self.threshold_tokens is not None or policy is None:
+            return self
+        threshold = policy.budgets.per_run.compact_at_tokens
+        return self if threshold is None else replace(self, threshold_tokens=threshold)
 
     def threshold_for(self, model: str) -> int | None:
         if self.threshold_tokens is not None:

@@ -46,7 +46,8 @@ def conclude(
             result.reflection = reflection.to_json()
     settings = ctx.judge or judging.settings_of(ctx.run.agent)
     if settings is not None:
-        verdict = judging.score(calls, settings, ctx.model.api_key, task, outcome, messages)
+        api_key = settings.api_key or ctx.model.api_key
+        verdict = judging.score(calls, settings, api_key, task, outcome, messages)
         result.judge = verdict.to_json()
         if verdict.score is not None:
             span.set_attribute(judging.SCORE_ATTRIBUTE, verdict.score)

@@ -8,7 +8,8 @@ The runtime reads it back with `RunEnv.from_env()`. Nothing else passes between 
 - the run file (`AGENCY_RUN_FILE`): JSON with the resolved Agent spec, the governing policy's
   spec, the run's input and trigger (see `RunFile`), written by the operator, never holding secrets;
 - the budget the runtime must enforce (already the minimum of policy and run);
-- model credentials come only as `AGENCY_MODEL_API_KEY`, from a Secret (a `secretKeyRef` in the Pod);
+- model credentials come only as `AGENCY_MODEL_API_KEY` (and the judge's as `AGENCY_JUDGE_API_KEY`), from
+  a Secret (a `secretKeyRef` in the Pod);
 - OpenTelemetry: the standard `OTEL_*` variables and `TRACEPARENT`.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 PREFIX = "AGENCY_"
 MODEL_API_KEY = "AGENCY_MODEL_API_KEY"
+JUDGE_API_KEY = "AGENCY_JUDGE_API_KEY"
+"""The judge model's key, from `spec.judge.model.credentialsSecretRef`, when the Agent's judge has one."""
 
 
 class ContractError(ValueError):

@@ -5,8 +5,8 @@ writes the Agent, never chosen by the model (a check the model could skip would 
 
 - on a built-in tool, the setting `guardrailUrl`: checked after every call of that tool that acted and
   was not read-only;
-- on the Agent spec, an optional `guardrails` list (`[{name, url, tools}]`; not in the API yet, read
-  defensively): checked after every acting, non-read-only call (of the listed tools, when `tools` is set).
+- on the Agent spec, the `guardrails` list (`[{name, url, tools}]`): checked after every acting,
+  non-read-only call (of the listed tools, when `tools` is set).
 
 The URL must pass the same allow-list as the tool (its `allowedHosts` and the policy's egress). A check
 that cannot be made (refused host, timeout, connection error) fails: guardrails fail closed. Every check
@@ -69,7 +69,7 @@ def _hosts(settings: Mapping[str, str] | None) -> tuple[str, ...] | None:
 
 
 def guardrails_of(agent: AgentSpec) -> list[Guardrail]:
-    """The guardrails an Agent declares (tool settings, and the spec's `guardrails` once the API has it)."""
+    """The guardrails an Agent declares: tool settings, then the spec's `guardrails`."""
     found = [
         Guardrail(
             f"{tool.name}.{SETTING}", tool.settings[SETTING], frozenset({tool.name}), _hosts(tool.settings)
@@ -77,19 +77,7 @@ def guardrails_of(agent: AgentSpec) -> list[Guardrail]:
         for tool in agent.tools
         if tool.settings and tool.settings.get(SETTING)
     ]
-    for index, raw in enumerate(getattr(agent, "guardrails", None) or ()):
-        get = raw.get if isinstance(raw, Mapping) else lambda name, raw=raw: getattr(raw, name, None)
-        url = get("url")
-        if not isinstance(url, str):
-            continue
-        tools = get("tools")
-        found.append(
-            Guardrail(
-                str(get("name") or f"guardrails[{index}]"),
-                url,
-                frozenset(str(t) for t in tools) if tools else None,
-            )
-        )
+    found.extend(Guardrail(g.name, g.url, frozenset(g.tools) if g.tools else None) for g in agent.guardrails)
     return found
 
 

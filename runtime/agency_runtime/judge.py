@@ -7,7 +7,8 @@ is not such JSON (or a judge that fails, or a budget that cannot pay for it) nev
 result says it is unscored and why.
 
 Settings come from `RunContext.judge`, else from the Agent spec's optional `judge` field
-(`{model: {name, apiBase}, rubric}`), read defensively because the API does not define it yet.
+(`{model: {name, apiBase, credentialsSecretRef}, rubric}`); the judge's own key, when it has one, comes as
+`AGENCY_JUDGE_API_KEY`.
 Judging is journaled (`judge/model`, `judge`) like every model call, and counted against the budget.
 """
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from agency_runtime.api.agent import ModelSpec
+from agency_runtime.api.agent import AgentSpec, ModelSpec
 from agency_runtime.budget import BudgetExceeded
 from agency_runtime.compaction import render
 from agency_runtime.journal import Kind
@@ -48,6 +49,8 @@ class JudgeSettings:
     api_base: str | None = None
     rubric: str = DEFAULT_RUBRIC
     max_output_tokens: int = 300
+    api_key: str | None = field(default=None, repr=False)
+    """The judge's own API key; None: the agent's model key is used."""
 
     def spec(self) -> ModelSpec:
         raw: dict[str, Any] = {"name": self.model}
@@ -56,29 +59,17 @@ class JudgeSettings:
         return ModelSpec.model_validate(raw)
 
 
-def _field(source: object, *names: str) -> object:
-    for name in names:
-        value = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def settings_of(agent: object) -> JudgeSettings | None:
-    """The judge settings of an Agent spec's `judge` field, if it has one (any shape error: no judge)."""
-    raw = _field(agent, "judge")
-    if raw is None:
+def settings_of(agent: AgentSpec, api_key: str | None = None) -> JudgeSettings | None:
+    """The judge of an Agent spec (`spec.judge`), None when it has none. `api_key` is the judge's own key
+    (`AGENCY_JUDGE_API_KEY`, from `spec.judge.model.credentialsSecretRef`); None means the agent's."""
+    if agent.judge is None:
         return None
-    model = _field(raw, "model")
-    name = model if isinstance(model, str) else _field(model, "name")
-    if not isinstance(name, str) or not name:
-        return None
-    api_base = None if isinstance(model, str) else _field(model, "api_base", "apiBase")
-    rubric = _field(raw, "rubric")
+    model = agent.judge.model
     return JudgeSettings(
-        model=name,
-        api_base=api_base if isinstance(api_base, str) else None,
-        rubric=rubric if isinstance(rubric, str) and rubric.strip() else DEFAULT_RUBRIC,
+        model=model.name,
+        api_base=model.api_base,
+        rubric=agent.judge.rubric or DEFAULT_RUBRIC,
+        api_key=api_key,
     )
 
 

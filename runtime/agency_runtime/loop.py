@@ -162,7 +162,8 @@ class RunContext:
     on_progress: Callable[[Progress], None] | None = None
     """Called after every step (also replayed ones); a status reporter publishes it."""
     compaction: CompactionSettings = field(default_factory=CompactionSettings.from_environ)
-    """When older steps are summarized to keep the conversation inside the model's context window."""
+    """When older steps are summarized to keep the conversation inside the model's context window (the
+    policy's `compactAtTokens` applies when these set no token threshold)."""
     judge: JudgeSettings | None = None
     """The judge of finished runs; None: the Agent spec's `judge`, if any."""
     approvals: dict[str, Approval] = field(default_factory=dict)
@@ -240,7 +241,8 @@ class _Loop:
         self.messages: list[Message] = [{"role": "user", "content": ctx.run.input or "(no input)"}]
         self.prices: Prices = prices_for(ctx.run.agent.model)
         self.calls = SideCalls(ctx.journal, replay, meter, ctx.telemetry, ctx.clock)
-        self.compactor = Compactor(ctx.compaction, self.calls, ctx.model, self.prices)
+        compaction = ctx.compaction.with_policy(ctx.run.policy)
+        self.compactor = Compactor(compaction, self.calls, ctx.model, self.prices)
         self.acted: list[Acted] = acted_in(replay, ctx.tools)
         self.guards = Guards(guardrails_of(ctx.run.agent), ctx.run.policy, ctx.journal, replay, ctx.telemetry)
 

@@ -20,10 +20,11 @@ from types import FrameType
 from agency_runtime.api.agent import MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
 from agency_runtime.approvals import load_decisions
-from agency_runtime.contract import MODEL_API_KEY, Budget, ContractError, RunEnv
+from agency_runtime.contract import JUDGE_API_KEY, MODEL_API_KEY, Budget, ContractError, RunEnv
 from agency_runtime.journal import Fenced, Journal, JournalCorrupt
 from agency_runtime.journal_file import file_journal_for
 from agency_runtime.journal_kube import kube_journal_for
+from agency_runtime.judge import settings_of
 from agency_runtime.kube import KubeApiError, KubeClient, client_for, run_object
 from agency_runtime.llm import ModelClient
 from agency_runtime.loop import RunContext, run_agent
@@ -141,6 +142,7 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         memory=memory,
         traceparent=env.traceparent,
         on_progress=reporter.progress,
+        judge=settings_of(run.agent, environ.get(JUDGE_API_KEY) or None),
         approvals=load_decisions(kube, run_object(env)) if kube is not None else {},
     )
     try:

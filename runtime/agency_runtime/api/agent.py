@@ -353,6 +353,55 @@ class Skill(ApiModel):
     """JSON Schema of the input the skill expects, when it is structured."""
 
 
+MAX_RUBRIC = 8192
+
+
+class JudgeModel(ApiModel):
+    """The model that judges runs, named as litellm names it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    """The litellm model id, for example `openai/gpt-4o-mini`. The AgentPolicy must allow it."""
+
+    api_base: Url | None = None
+    """Base URL of the judge's API when it is not the provider's public endpoint."""
+
+    credentials_secret_ref: SecretKeyReference | None = None
+    """The Secret key holding the judge's API key. Unset means the agent's own model credentials."""
+
+
+class JudgeSpec(ApiModel):
+    """An LLM-as-a-judge that scores each finished run against a rubric (the score lands in status.judge)."""
+
+    model: JudgeModel
+    """The judging model; its calls count against the run's budget."""
+
+    rubric: Annotated[str, Field(min_length=1, max_length=MAX_RUBRIC)] | None = None
+    """What a good outcome is, in words, at most 8 KiB. Unset means: the task was done correctly, safely
+    and without unnecessary steps."""
+
+
+class Guardrail(ApiModel):
+    """A health check the runtime (never the model) makes after each call that changed something."""
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=63,
+            pattern=SKILL_NAME_PATTERN,
+            json_schema_extra=shape("must be lowercase letters, digits, '-', '_' and '.'"),
+        ),
+    ]
+    """A short id, named in the run's result when the check fails."""
+
+    url: Url
+    """Answers 2xx while all is well; anything else (or no answer) fails the check and rolls the run's
+    changes back. The policy's network rules must allow its host."""
+
+    tools: Annotated[list[ToolName], Field(max_length=64, json_schema_extra=k8s(list_set=True))] | None = None
+    """The tools whose calls are checked. Unset means every tool call that acted and was not read-only."""
+
+
 class AgentSpec(ApiModel):
     """The desired agent: its model, instructions, tools and limits."""
 
@@ -386,6 +435,14 @@ class AgentSpec(ApiModel):
 
     runtime: RuntimeOverrides | None = None
     """Image and resource overrides for this agent's runs."""
+
+    judge: JudgeSpec | None = None
+    """Score every finished run with a judge model against a rubric; unset means no judging."""
+
+    guardrails: Annotated[
+        list[Guardrail], Field(max_length=16, json_schema_extra=k8s(list_map_keys=("name",)))
+    ] = Field(default_factory=list)
+    """Checks made after tool calls that changed something; a failed one rolls the run's changes back."""
 
 
 class LastRun(ApiModel):

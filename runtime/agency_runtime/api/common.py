@@ -112,6 +112,10 @@ class PolicyRunBudget(RunBudget):
     max_wall_seconds: Annotated[int, Field(ge=1, le=MAX_WALL_SECONDS)] | None = 900
     """Most wall-clock seconds a run may take from start to finish. Must be at least 1. Defaults to 900."""
 
+    compact_at_tokens: Annotated[int, Field(ge=256, le=MAX_TOKENS)] | None = None
+    """Summarize older steps once a model request would be this many tokens or more, to keep long runs
+    small and cheap. Unset means at three quarters of the model's context window (when litellm knows it)."""
+
 
 class DailyBudget(ApiModel):
     """Limits on everything one Agent does in a day (UTC). New runs are refused once a limit is reached."""

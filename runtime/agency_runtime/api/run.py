@@ -34,6 +34,8 @@ from agency_runtime.api.meta import (
 MAX_INPUT = 65536
 MAX_RESULT = 32768
 MAX_PLAN = 4096
+MAX_LESSON = 600
+MAX_JUDGE_REASON = 1024
 PROPOSAL_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TRACE_ID_PATTERN = r"^[0-9a-f]{32}$"
 
@@ -212,6 +214,28 @@ class PendingApproval(ApiModel):
     """When the agent proposed it."""
 
 
+class JudgeVerdict(ApiModel):
+    """The judge model's verdict on a finished run."""
+
+    model_config = ConfigDict(
+        json_schema_extra=k8s(
+            rule("self.scored == has(self.score)", "a scored verdict has a score, an unscored one none")
+        )
+    )
+
+    scored: bool
+    """Whether the judge gave a score; false when it could not (its reason says why)."""
+
+    score: Annotated[float, Field(ge=0, le=1)] | None = None
+    """How well the run met the rubric, from 0 (not at all) to 1 (fully)."""
+
+    reason: Annotated[str, Field(max_length=MAX_JUDGE_REASON)] = ""
+    """The judge's reason, or why there is no score."""
+
+    model: Annotated[str, Field(max_length=256)] = ""
+    """The model that judged."""
+
+
 class AgentRunStatus(StatusBase):
     """Progress and outcome of the run."""
 
@@ -241,6 +265,12 @@ class AgentRunStatus(StatusBase):
 
     plan: Annotated[str, Field(max_length=MAX_PLAN)] | None = None
     """The agent's current plan (as it last revised it with update_plan), shortened; written by the run."""
+
+    judge: JudgeVerdict | None = None
+    """The judge's score of the outcome, when the Agent has a judge."""
+
+    lesson: Annotated[str, Field(max_length=MAX_LESSON)] | None = None
+    """What the run's reflection learned, kept in the agent's memory for its next runs."""
 
     start_time: datetime | None = None
     """When the run started."""

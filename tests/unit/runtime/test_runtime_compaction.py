@@ -14,7 +14,7 @@ from agency_runtime.journal import Journal, Kind
 from agency_runtime.loop import RunResult, run_agent
 from agency_testbed.llm import ScriptedLLM
 from agency_testbed.llm_script import Reply, call, error, reply
-from unit.runtime.runtime_support import Crash, CrashingJournal, Runner, agent
+from unit.runtime.runtime_support import Crash, CrashingJournal, Runner, act_on_everything, agent
 
 #: Each step's reply carries this much text, so three steps cross the tiny test threshold.
 FILLER = "lorem " * 1500
@@ -147,3 +147,25 @@ def test_compaction_settings_come_from_the_environment_with_safe_defaults() -> N
         }
     )
     assert (settings.threshold_tokens, settings.keep_steps, settings.fraction) == (5000, 3, 0.75)
+
+
+def test_a_policy_compact_at_tokens_compacts_a_run_unless_the_environment_overrides_it(
+    scripted_llm: ScriptedLLM, runner: Runner
+) -> None:
+    scripted_llm.script("policy-threshold", _steps())
+    governing = act_on_everything(budgets={"perRun": {"compactAtTokens": 3000}})
+    ctx = dataclasses.replace(
+        runner.context(agent(scripted_llm.base_url, "policy-threshold"), input="THE-TASK", policy=governing),
+        compaction=CompactionSettings(keep_steps=1),
+    )
+    try:
+        result = run_agent(ctx)
+    finally:
+        ctx.journal.close()
+        ctx.telemetry.shutdown()
+
+    assert result.result == "all done"
+    answers = {r.key: r.data for r in runner.journal_records() if r.kind is Kind.RESULT}
+    assert answers["step-3/compaction"]["threshold"] == 3000
+    overridden = CompactionSettings.from_environ({"AGENCY_COMPACTION_TOKENS": "9000"}).with_policy(governing)
+    assert overridden.threshold_tokens == 9000, "the environment variable wins over the policy"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agency_runtime.api.agent import AgentSpec
+from agency_runtime.api.agent import AgentSpec, JudgeSpec
 from agency_runtime.api.common import RunPhase
 from agency_runtime.contract import Budget
 from agency_runtime.journal import Journal, Kind
@@ -211,11 +211,20 @@ def test_judge_answers_are_scored_only_when_they_hold_a_score_from_0_to_1(
     assert parse(answer, "m").score == score
 
 
-def test_judge_settings_are_read_from_an_agent_spec_field_when_present() -> None:
-    spec = {"judge": {"model": {"name": "openai/judge", "apiBase": "http://judge:8000/v1"}, "rubric": "R"}}
+def test_judge_settings_are_read_from_the_agent_spec_judge_field() -> None:
+    spec = AgentSpec.model_validate(
+        {
+            "model": {"name": "openai/m"},
+            "instructions": "x",
+            "judge": {"model": {"name": "openai/judge", "apiBase": "http://judge:8000/v1"}, "rubric": "R"},
+        }
+    )
+    without_rubric = spec.model_copy(
+        update={"judge": JudgeSpec.model_validate({"model": {"name": "openai/j"}})}
+    )
 
     assert settings_of(spec) == JudgeSettings("openai/judge", "http://judge:8000/v1", "R")
-    assert settings_of({"judge": {"model": "openai/j"}}) == JudgeSettings("openai/j")
-    assert settings_of({"judge": {"rubric": "no model"}}) is None
+    assert settings_of(without_rubric) == JudgeSettings("openai/j")
+    assert "sk-secret" not in repr(settings_of(spec, "sk-secret")), "the judge's key never shows in logs"
     assert settings_of(agent("http://127.0.0.1:1/v1", "x")) is None
     assert json.dumps(parse('{"score": 0.5, "reason": "ok"}', "m").to_json())
