@@ -65,7 +65,7 @@ class Executor(Protocol):
         """Where the run's latest process is now."""
 
     def stop(self, body: Mapping[str, Any]) -> None:
-        """Stop the run's process if it runs (cancellation); the Pod executor leaves that to the GC."""
+        """The run was deleted: stop its process and drop its files (the Pod executor leaves it to the GC)."""
 
 
 def parse_result(text: str | None) -> JsonDict | None:

@@ -174,7 +174,7 @@ class LocalExecutor:
         )
 
     def stop(self, body: Mapping[str, Any]) -> None:
-        """Stop the run's process (its whole process group) if it still runs."""
+        """The run was deleted: stop its process (its whole process group) if it runs, remove its files."""
         uid = body["metadata"]["uid"]
         process = self.processes.pop(uid, None)
         pid = process.pid if process is not None else None
@@ -188,3 +188,4 @@ class LocalExecutor:
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -71,10 +71,12 @@ def test_deleting_a_running_local_run_stops_its_process(
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace, ask={"wait": True}))
     operator.start(executor="local", env=STUB_ENV)
     wait_for_phase(testbed, namespace, "r1", "Running")
-    pid = int((_folder(operator, testbed, namespace) / "pid").read_text())
+    folder = _folder(operator, testbed, namespace)
+    pid = int((folder / "pid").read_text())
     assert _alive(pid)
     kubectl("delete", "agentrun", "r1", "-n", namespace)
     wait_for(lambda: not _alive(pid), 30, "the run's process to be stopped")
+    wait_for(lambda: not folder.exists(), 10, "the run's files (its token among them) to be removed")
 
 
 def test_operator_metrics_count_runs_by_phase_and_usage_by_agent_and_logs_are_json(
