@@ -165,6 +165,21 @@ class Meter:
             )
         return CallAllowance(max_output_tokens=cap, estimated_input_tokens=estimated_input_tokens)
 
+    def remaining(self) -> Budget:
+        """What is left of each limit now (None: unlimited; never below zero): the most a delegated child
+        run may be given."""
+        tokens, cost, wall = self.budget.max_tokens, self.budget.max_cost_usd, self.remaining_wall()
+        return Budget(
+            max_tokens=None if tokens is None else max(0, tokens - self.usage.total_tokens),
+            max_cost_usd=None if cost is None else max(0.0, cost - self.usage.cost_usd),
+            max_steps=None,
+            max_wall_seconds=None if wall is None else max(0, int(wall)),
+        )
+
+    def charge(self, usage: Usage) -> None:
+        """Count what someone else used on this run's behalf (a delegated child run); not a step."""
+        self.usage = self.usage.plus(usage.input_tokens, usage.output_tokens, usage.cost_usd)
+
     def record_call(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         """Count one finished model call (one step)."""
         self.usage = self.usage.plus(input_tokens, output_tokens, cost_usd)

@@ -45,7 +45,15 @@ from agency_runtime.reflection import recent_lessons
 from agency_runtime.rollback import Acted, acted_in, roll_back
 from agency_runtime.runfile import RunFile
 from agency_runtime.sidecall import SideCalls
-from agency_runtime.tools.base import JsonDict, Tool, ToolContext, ToolError, ToolOutcome, parse_arguments
+from agency_runtime.tools.base import (
+    CHILD_USAGE,
+    JsonDict,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolOutcome,
+    parse_arguments,
+)
 from agency_runtime.tools.gate import Decision, GateResult, decide
 from agency_runtime.tools.memory import MemoryStore
 from agency_runtime.tools.registry import ToolRegistry
@@ -274,6 +282,7 @@ class _Loop:
                     )
                 for index, call in enumerate(answer.tool_calls):
                     outcome = self._tool_step(step, index, call)
+                    self._charge_child(outcome)
                     self._guard(f"step-{step}/tool-{index}", call.name)
                     self.messages.append(
                         {"role": "tool", "tool_call_id": call.id, "content": outcome.content}
@@ -418,6 +427,18 @@ class _Loop:
                 return refused
         return self._act(key, call, tool, arguments, gate.risk)
 
+    def _charge_child(self, outcome: ToolOutcome) -> None:
+        """A delegated child run's usage counts against this run's budget (also when replayed)."""
+        used = outcome.data.get(CHILD_USAGE)
+        if isinstance(used, dict):
+            self.meter.charge(
+                Usage(
+                    int(used.get("inputTokens", 0)),
+                    int(used.get("outputTokens", 0)),
+                    float(used.get("costUSD", 0.0)),
+                )
+            )
+
     def _notify(self, key: str, call: ToolCall, gate: GateResult) -> ToolOutcome:
         notification = {
             "tool": call.name,
@@ -540,7 +561,9 @@ class _Loop:
             },
         )
         with ctx.telemetry.tool_span(call.name, call.id) as span:
-            context = ToolContext(ctx.run_id, key, idempotency_key, self.meter.deadline())
+            context = ToolContext(
+                ctx.run_id, key, idempotency_key, self.meter.deadline(), self.meter.remaining()
+            )
             try:
                 outcome = tool.invoke(arguments, context)
             except ToolError as err:

@@ -33,6 +33,7 @@ from agency_runtime.runfile import RunFile, RunFileError, load_run_file
 from agency_runtime.status_kube import KubeStatusReporter
 from agency_runtime.tools.memory import FileMemory, MemoryStore
 from agency_runtime.tools.registry import build_registry
+from agency_runtime.tools.signal import SignalEndpoint
 from agency_runtime.tracing import Telemetry, TraceSettings
 
 log = logging.getLogger("agency_runtime")
@@ -137,7 +138,16 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         budget=env.budget.tighten(policy_budget(run.policy)),
         journal=journal,
         model=ModelClient(run.agent.model, environ.get(MODEL_API_KEY) or None),
-        tools=build_registry(run.agent, run.policy, memory, kube=kube, namespace=env.namespace),
+        tools=build_registry(
+            run.agent,
+            run.policy,
+            memory,
+            kube=kube,
+            namespace=env.namespace,
+            run=run_object(env) if kube is not None else None,
+            signals=SignalEndpoint.from_environ(environ),
+            agent_name=env.agent_name,
+        ),
         telemetry=telemetry,
         memory=memory,
         traceparent=env.traceparent,

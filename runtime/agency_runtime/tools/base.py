@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agency_runtime.api.common import Risk
+from agency_runtime.contract import Budget
 
 JsonDict = dict[str, Any]
+
+CHILD_USAGE = "childUsage"
+"""The key in `ToolOutcome.data` of usage made on the run's behalf by another run (`inputTokens`,
+`outputTokens`, `costUSD`): the loop counts it against the run's budget."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class ToolContext:
     call_key: str
     idempotency_key: str
     deadline: float | None = None
+    remaining: Budget | None = None
+    """What is left of the run's budget when the call starts (a delegation carves its child's out of it)."""
 
 
 @dataclass(frozen=True)
