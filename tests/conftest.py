@@ -18,7 +18,11 @@ import pytest
 
 from agency_testbed.cluster import Kubectl, Testbed
 
-pytest_plugins = ["agency_testbed.fixtures_llm", "agency_testbed.fixtures_jaeger"]
+pytest_plugins = [
+    "agency_testbed.fixtures_llm",
+    "agency_testbed.fixtures_jaeger",
+    "agency_testbed.fixtures_operator",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 _FOLDER_MARKERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration, "e2e": pytest.mark.e2e}

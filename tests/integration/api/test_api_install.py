@@ -78,6 +78,8 @@ def test_get_wide_shows_model_policy_usage_and_phase_columns(kubectl: Kubectl, n
     runs = kubectl("get", "agentruns", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert runs[0].split() == ["NAME", "AGENT", "PHASE", "STEPS", "TOKENS", "COST", "TRIGGER", "TRACE", "AGE"]
     assert runs[1].split()[:3] == ["check-container-msku-4471", "cold-chain-monitor", "Manual"]
+    plain = kubectl("get", "agentruns", "-n", namespace).stdout.splitlines()
+    assert plain[0].split() == ["NAME", "AGENT", "PHASE", "STEPS", "TOKENS", "COST", "AGE"]
 
 
 def test_short_names_and_the_agency_category_list_everything(kubectl: Kubectl, namespace: str) -> None:
