@@ -3,12 +3,12 @@
 Objects, all in the run's namespace, owned by the AgentRun (garbage-collected with it; the reference does not
 block the run's deletion) and labelled with it:
 
-- `agency-run-<run>-journal-head`: the epoch record. Its data holds `epoch` (the newest process's), `chunks`
+- `agency-run-<run>.journal-head`: the epoch record. Its data holds `epoch` (the newest process's), `chunks`
   (how many sealed chunks precede the tail) and `records`, the newest records as JSON lines (the tail).
   Every write to it is a PUT carrying the resourceVersion last seen, so it succeeds only if nobody wrote
   in between: taking an epoch and appending are both compare-and-swaps on this one object, which is what
   fences an older process (its next append conflicts, it re-reads, sees a newer epoch and stops).
-- `agency-run-<run>-journal-c0001`, `-c0002`, ...: sealed chunks, immutable. When the tail grows past
+- `agency-run-<run>.journal-c0001`, `.journal-c0002`, ...: sealed chunks, immutable. When the tail grows past
   `SEAL_BYTES` it is copied into the next chunk and the head's tail emptied (one CAS), so no object comes near
   the 1 MiB limit. A chunk written by a process that died (or was fenced) before its head update is found
   by the next seal under the same name; it can only hold records the head had committed, so it must be a
@@ -45,11 +45,11 @@ class JournalFull(JournalCorrupt):
 
 
 def head_name(run: str) -> str:
-    return f"agency-run-{run}-journal-head"
+    return f"agency-run-{run}.journal-head"
 
 
 def chunk_name(run: str, index: int) -> str:
-    return f"agency-run-{run}-journal-c{index:04d}"
+    return f"agency-run-{run}.journal-c{index:04d}"
 
 
 def journal_object_names(run: str) -> list[str]:

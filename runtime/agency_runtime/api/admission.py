@@ -7,7 +7,7 @@ in someone else's name), and the requester must be allowed the custom RBAC verb 
 
 `run journals`: a run keeps its journal in ConfigMaps it creates itself. RBAC cannot restrict `create` by
 name, so this policy does: a run's ServiceAccount (`agency-run-<run>`) may create ConfigMaps in its own
-namespace only when their names start with `agency-run-<run>-journal-`.
+namespace only when their names start with `agency-run-<run>.journal-`.
 
 Both are generated (`python -m agency_runtime.api.crd --out crds`) into crds/, so whatever installs the
 CRDs installs these too.
@@ -22,7 +22,7 @@ APPROVE_VERB = "approve"
 APPROVALS_POLICY = f"{GROUP}-approvals"
 JOURNAL_POLICY = f"{GROUP}-run-journals"
 RUN_SERVICE_ACCOUNT_PREFIX = "agency-run-"
-JOURNAL_INFIX = "-journal-"
+JOURNAL_INFIX = ".journal-"  # a dot: run names are DNS labels, so no other object of a run can collide
 
 _OLD_IDS = (
     "oldObject != null && has(oldObject.spec.approvals) ? oldObject.spec.approvals.map(a, a.proposalId) : []"

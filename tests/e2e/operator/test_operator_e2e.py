@@ -58,7 +58,7 @@ def test_applied_run_succeeds_shows_its_usage_and_leaves_no_identity(
     uid = api_get(testbed, run_path(namespace, "check-reefers"))["metadata"]["uid"]  # type: ignore[index]
     # The runtime kept its journal with the run's own token, as the generated Role allows.
     head = api_get(
-        testbed, f"/api/v1/namespaces/{namespace}/configmaps/agency-run-check-reefers-journal-head"
+        testbed, f"/api/v1/namespaces/{namespace}/configmaps/agency-run-check-reefers.journal-head"
     )
     assert head is not None
     assert head["metadata"]["ownerReferences"][0]["uid"] == uid

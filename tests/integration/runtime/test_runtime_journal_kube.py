@@ -207,13 +207,16 @@ def _create_config_map(identity: RunIdentity, name: str) -> httpx.Response:
 
 
 def test_a_run_may_create_configmaps_only_under_its_own_journal_names(identity: RunIdentity) -> None:
-    refused = _create_config_map(identity, "agency-run-other-journal-head")
-    allowed = _create_config_map(identity, "agency-run-run-1-journal-extra")
+    refused = _create_config_map(identity, "agency-run-other.journal-head")
+    # The run file of a run named `run-1-journal-head`: a dash-separated prefix would have allowed it.
+    other_runs_file = _create_config_map(identity, "agency-run-run-1-journal-head")
+    allowed = _create_config_map(identity, "agency-run-run-1.journal-extra")
 
     assert refused.status_code == 403
+    assert other_runs_file.status_code == 403
     assert (
         "run run-1 may create ConfigMaps in its namespace only for its journal: names must start with "
-        "agency-run-run-1-journal-" in refused.json()["message"]
+        "agency-run-run-1.journal-" in refused.json()["message"]
     )
     assert allowed.status_code == 201, allowed.text
 

@@ -38,8 +38,8 @@ def test_generated_role_reaches_only_the_runs_own_objects() -> None:
     assert by_resource[(("agentruns/status",), ("get", "patch", "update"))] == ["r1"]
     readable = by_resource[(("configmaps",), ("get",))]
     assert readable[0] == "agency-run-r1"  # the run file
-    assert all(name.startswith("agency-run-r1-journal-") for name in readable[1:])
-    assert by_resource[(("configmaps",), ("update",))] == ["agency-run-r1-journal-head"]
+    assert all(name.startswith("agency-run-r1.journal-") for name in readable[1:])
+    assert by_resource[(("configmaps",), ("update",))] == ["agency-run-r1.journal-head"]
     assert not any(verb in {"delete", "list", "watch", "*"} for rule in rules for verb in rule["verbs"])
 
 
