@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from agency_operator import agents, cleanup, names, runs
+from agency_operator import agents, cleanup, names, runs, schedules
 from agency_operator.executors import Executor
 from agency_operator.executors.local import LocalExecutor
 from agency_operator.executors.pod import PodExecutor
@@ -29,6 +29,7 @@ from agency_operator.kube import Kube
 from agency_operator.metrics import Metrics
 from agency_operator.resync import Resync
 from agency_operator.settings import ExecutorKind, Settings
+from agency_operator.triggers.history import SCHEDULE_LABEL
 
 GROUP, VERSION = "agency.dev", "v1alpha1"
 PREFIX = "agency.dev"
@@ -43,6 +44,12 @@ def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
     ctx = _context(memo)
     with ctx.metrics.reconciling("Agent"), ctx.lock(f"agent/{namespace}/{name}"):
         agents.reconcile_agent(ctx.kube, namespace or "", name or "")
+
+
+def _schedule(memo: Any, namespace: str | None, name: str | None) -> None:
+    ctx = _context(memo)
+    with ctx.metrics.reconciling("AgentSchedule"), ctx.lock(f"schedule/{namespace}/{name}"):
+        schedules.reconcile_schedule(ctx.kube, namespace or "", name or "", memo.clock)
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -71,6 +78,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             api_endpoints=cleanup.api_endpoints(kube, app),
         )
         swept = cleanup.sweep_orphans(kube)
+        memo.clock = (
+            schedules.file_clock(app.test_clock_file) if app.test_clock_file else schedules.real_clock
+        )
         memo.resync = Resync(
             kube,
             app.namespaces,
@@ -78,6 +88,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             {
                 "agentruns": lambda ns, name: runs.reconcile_run(memo.ctx, ns, name),
                 "agents": lambda ns, name: _agent(memo, ns, name),
+                "agentschedules": lambda ns, name: _schedule(memo, ns, name),
             },
         )
         memo.resync.start()
@@ -111,10 +122,13 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-event", registry=registry)
     def run_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx = _context(memo)
+        schedule = body.metadata.labels.get(SCHEDULE_LABEL)
         if type == "DELETED":
             runs.forget_run(ctx, body)
-            return
-        runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
+        else:
+            runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
+        if schedule:  # a run that finished or went may let its schedule go on (Forbid, history, status)
+            _schedule(memo, body.metadata.namespace, schedule)
 
     @kopf.on.event(
         "",
@@ -128,6 +142,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         run = body.metadata.labels.get(names.RUN_LABEL)
         if run:
             runs.reconcile_run(_context(memo), body.metadata.namespace or "", run)
+
+    # ----- AgentSchedule -------------------------------------------------------------------------
+    @kopf.on.event(GROUP, VERSION, "agentschedules", id="agentschedule-event", registry=registry)
+    def schedule_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+        if type != "DELETED":  # its runs are owned by it and go with it
+            _schedule(memo, body.metadata.namespace, body.metadata.name)
 
     # ----- Agent and AgentPolicy -----------------------------------------------------------------
     @kopf.on.event(GROUP, VERSION, "agents", id="agent-event", registry=registry)

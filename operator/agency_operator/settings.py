@@ -93,6 +93,9 @@ class Settings:
     api_server_cidrs: tuple[str, ...] = ()
     #: Test hook (integration tests only): SIGKILL the operator right after it has ensured this step.
     test_crash_after: str | None = None
+    #: Test hook: a file holding the instant (RFC 3339) schedules take as now, so tests walk cron slots
+    #: without waiting for them; the real clock while the file is missing or empty.
+    test_clock_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -139,4 +142,5 @@ class Settings:
             local_journal=env.get("AGENCY_LOCAL_JOURNAL") or defaults.local_journal,
             api_server_cidrs=_list(env, "AGENCY_API_SERVER_CIDRS"),
             test_crash_after=env.get("AGENCY_TEST_CRASH_AFTER") or None,
+            test_clock_file=Path(clock) if (clock := env.get("AGENCY_TEST_CLOCK_FILE")) else None,
         )
