@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from agency_runtime.api.common import RunPhase
 from agency_runtime.contract import Budget
 from agency_runtime.loop import run_agent
 from agency_runtime.tools.base import ToolContext
-from agency_runtime.tools.delegate import PARENT_LABEL, TRACEPARENT_ANNOTATION
+from agency_runtime.tools.delegate import PARENT_LABEL, TRACEPARENT_ANNOTATION, DelegateTool
 from agency_runtime.tools.discovery import FindAgentsTool
 from agency_runtime.tools.registry import build_registry
 from agency_runtime.tools.signal import PublishSignalTool, SignalEndpoint
@@ -27,7 +28,7 @@ from agency_testbed.llm_script import call, reply
 from agency_testbed.procs import wait_until
 from integration.runtime.run_identity import RunIdentity, apply, create_run
 from integration.triggers.test_triggers_signal_endpoint_live import SCHEDULE, LiveEndpoint
-from unit.runtime.runtime_support import Runner, agent, tool_messages
+from unit.runtime.runtime_support import Crash, Runner, agent, tool_messages
 
 LIST_AGENTS = [{"apiGroups": ["agency.dev"], "resources": ["agents"], "verbs": ["list"]}]
 DELEGATE = [{"apiGroups": ["agency.dev"], "resources": ["agentruns"], "verbs": ["create", "get"]}]
@@ -246,6 +247,64 @@ def test_a_repeated_delegation_call_adopts_the_same_child_instead_of_creating_a_
     assert "ended Failed" in first.content
     assert "no trucks free" in first.content
     assert again.content == first.content
+
+
+def _crash(seconds: float) -> None:
+    raise Crash(f"the parent process died while waiting {seconds}s for its child")
+
+
+def test_a_parent_restarted_while_waiting_adopts_its_child_instead_of_creating_another(
+    scripted_llm: ScriptedLLM, runner: Runner, delegator: RunIdentity, testbed: Testbed, namespace: str
+) -> None:
+    scripted_llm.script(
+        "restarted",
+        [
+            reply(tool_calls=[call("ask_dispatch", {"input": "Send a truck."})], usage=(1000, 50)),
+            reply("Truck sent.", usage=(1200, 20)),
+        ],
+    )
+    spec = agent(
+        scripted_llm.base_url,
+        "restarted",
+        tools=[{"name": "ask_dispatch", "agentRef": {"name": "dispatcher"}}],
+    )
+
+    def process(sleep: Callable[[float], None]) -> Any:
+        ctx = runner.context(spec, run_id=delegator.run.uid, budget=Budget(max_tokens=5000))
+        ctx.tools = build_registry(
+            spec, None, None, kube=delegator.client(), namespace=namespace, run=delegator.run
+        )
+        tool = ctx.tools.get("ask_dispatch")
+        assert isinstance(tool, DelegateTool)
+        tool.sleep = sleep
+        try:
+            return run_agent(ctx)
+        finally:
+            ctx.journal.close()
+            ctx.telemetry.shutdown()
+
+    with pytest.raises(Crash):
+        process(_crash)
+    (waiting,) = [r for r in _runs(testbed, namespace) if r["metadata"]["name"] != "run-1"]
+    assert "phase" not in (waiting.get("status") or {}), "the first process died before its child finished"
+    finisher = _finish_child_when_it_appears(
+        testbed,
+        namespace,
+        {
+            "phase": "Succeeded",
+            "result": "truck 3 left",
+            "usage": {"inputTokens": 400, "outputTokens": 40, "totalTokens": 440, "costUSD": 0.0},
+        },
+    )
+    result = process(time.sleep)
+    finisher.join(timeout=30)
+
+    assert result.result == "Truck sent."
+    children = [r for r in _runs(testbed, namespace) if r["metadata"]["name"] != "run-1"]
+    assert [c["metadata"]["name"] for c in children] == [waiting["metadata"]["name"]]
+    assert "truck 3 left" in tool_messages(scripted_llm.requests("restarted")[1])
+    assert len(scripted_llm.requests("restarted")) == 2, "the answered model call was not asked again"
+    assert result.usage.total_tokens == 1050 + 440 + 1220, "the child's usage is counted once"
 
 
 def test_delegation_with_nothing_left_of_the_budget_is_refused_without_a_child(
