@@ -38,10 +38,15 @@ def progress_line(run: Mapping[str, Any]) -> str:
     tokens_in, tokens_out = int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
     total = int(usage.get("totalTokens") or tokens_in + tokens_out)
     cost = format_cost(float(usage.get("costUSD", 0)))
-    return (
+    line = (
         f"{phase_of(run)}  step {int(status.get('stepCount', 0))}  "
         f"tokens {total:,} ({tokens_in:,} in / {tokens_out:,} out)  cost {cost}"
     )
+    ready = ready_condition(run)
+    if phase_of(run) == "Pending" and ready.get("status") == "False" and ready.get("reason"):
+        # A run that waits (missing Secret, policy refusal, daily budget) says why, not just "Pending".
+        line += f"  waiting: {ready['reason']}"
+    return line
 
 
 def ready_condition(run: Mapping[str, Any]) -> Mapping[str, Any]:

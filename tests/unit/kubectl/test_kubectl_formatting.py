@@ -55,6 +55,12 @@ def test_progress_line_of_a_new_run_reads_pending_with_nothing_spent() -> None:
     assert progress_line(_run()) == "Pending  step 0  tokens 0 (0 in / 0 out)  cost $0"
 
 
+def test_progress_line_of_a_waiting_run_says_why_it_waits() -> None:
+    ready = {"type": "Ready", "status": "False", "reason": "SecretMissing", "message": "Secret x not found"}
+    run = _run(status={"phase": "Pending", "conditions": [ready]})
+    assert progress_line(run) == "Pending  step 0  tokens 0 (0 in / 0 out)  cost $0  waiting: SecretMissing"
+
+
 def test_cost_keeps_significant_digits_of_cheap_runs_and_rounds_dear_ones() -> None:
     assert (format_cost(0.000123), format_cost(1.5), format_cost(1234.56789)) == (
         "$0.000123",
