@@ -38,8 +38,9 @@ testbed-down: venv ## Stop the control plane `make testbed` started
 	@$(PY) -m agency_testbed down --dir $(TESTBED_DIR)
 
 .PHONY: crds
-crds: venv ## Regenerate crds/ from the Python API models
+crds: venv ## Regenerate crds/ from the Python API models (and the chart's copy)
 	@$(PY) -m agency_runtime.api.crd --out crds
+	@cp crds/*.yaml charts/agency/crds/
 
 .PHONY: lint
 lint: venv ## ruff, mypy --strict and the import contract
