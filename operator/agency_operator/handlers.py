@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from agency_operator import agents, cleanup, names, runs, schedules
+from agency_operator import agents, cleanup, names, runs, schedules, serving
 from agency_operator.executors import Executor
 from agency_operator.executors.local import LocalExecutor
 from agency_operator.executors.pod import PodExecutor
@@ -108,6 +108,19 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         """Log in as the `kubernetes` client does: KUBECONFIG, or the in-cluster ServiceAccount."""
         info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
         return info
+
+    @kopf.on.startup(id="serve", registry=registry)
+    async def serve(memo: Any, logger: kopf.Logger, **_: Any) -> None:
+        """The signal endpoint, in kopf's loop (a handler of its own: `startup` runs in a thread)."""
+        memo.server = await serving.start(app)
+        if memo.server is not None:
+            logger.info("serving signals", extra={"port": memo.server.port})
+
+    @kopf.on.cleanup(id="stop-serving", registry=registry)
+    async def stop_serving(memo: Any, **_: Any) -> None:
+        server = getattr(memo, "server", None)
+        if server is not None:
+            await server.stop()
 
     @kopf.on.cleanup(id="shutdown", registry=registry)
     def shutdown(memo: Any, **_: Any) -> None:

@@ -17,6 +17,8 @@ Why each rule is there:
 - Events create: refusals and transitions, for `kubectl describe`.
 - Endpoints get: the API server's addresses for run NetworkPolicies.
 - Namespaces list/watch and CRDs list/watch: kopf's namespace and resource discovery.
+- TokenReviews and SubjectAccessReviews create: the signal endpoint authenticates senders (tokens for its
+  audience) and checks they may create `signals` in the namespace.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
         {
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],

@@ -56,6 +56,11 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "")
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the operator is configured with; see `from_env` for the variable of each field."""
@@ -91,11 +96,30 @@ class Settings:
     #: CIDRs of the Kubernetes API endpoints that run NetworkPolicies allow; empty means read them from
     #: the `kubernetes` Endpoints in `default` at startup.
     api_server_cidrs: tuple[str, ...] = ()
+    #: The signal endpoint (CloudEvents in, runs out): its port (0 = not served), address and the audience
+    #: senders' tokens must carry; with a certificate and key it is served over TLS.
+    signals_port: int = 0
+    signals_host: str = "0.0.0.0"  # noqa: S104 - the endpoint is for the cluster; the Service fronts it
+    signals_audience: str = "agency.dev/signals"
+    signals_tls_cert_file: Path | None = None
+    signals_tls_key_file: Path | None = None
+    #: The signal endpoint's URL as runs reach it (`{namespace}` is filled in by the runtime). Unset: the
+    #: local executor's runs use 127.0.0.1 and the signals port; Pod runs get none (publishing is off).
+    run_signal_url: str | None = None
     #: Test hook (integration tests only): SIGKILL the operator right after it has ensured this step.
     test_crash_after: str | None = None
     #: Test hook: a file holding the instant (RFC 3339) schedules take as now, so tests walk cron slots
     #: without waiting for them; the real clock while the file is missing or empty.
     test_clock_file: Path | None = None
+
+    def signals_url_for_runs(self) -> str | None:
+        """Where a run posts its signals, or None when it cannot (endpoint off, or no URL for Pods)."""
+        if self.run_signal_url:
+            return self.run_signal_url
+        if self.signals_port and self.executor is ExecutorKind.LOCAL:
+            scheme = "https" if self.signals_tls_cert_file else "http"
+            return f"{scheme}://127.0.0.1:{self.signals_port}/namespaces/{{namespace}}/signals"
+        return None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +139,11 @@ class Settings:
                 else cls.runtime_command
             )
         defaults = cls()
+        cert, key = _path(env, "AGENCY_SIGNALS_TLS_CERT_FILE"), _path(env, "AGENCY_SIGNALS_TLS_KEY_FILE")
+        if (cert is None) != (key is None):
+            raise SettingsError(
+                "set both AGENCY_SIGNALS_TLS_CERT_FILE and AGENCY_SIGNALS_TLS_KEY_FILE, or neither"
+            )
         return cls(
             executor=executor,
             runtime_image=env.get("AGENCY_RUNTIME_IMAGE") or defaults.runtime_image,
@@ -141,6 +170,12 @@ class Settings:
             pod_journal=env.get("AGENCY_POD_JOURNAL") or defaults.pod_journal,
             local_journal=env.get("AGENCY_LOCAL_JOURNAL") or defaults.local_journal,
             api_server_cidrs=_list(env, "AGENCY_API_SERVER_CIDRS"),
+            signals_port=_int(env, "AGENCY_SIGNALS_PORT", defaults.signals_port),
+            signals_host=env.get("AGENCY_SIGNALS_HOST") or defaults.signals_host,
+            signals_audience=env.get("AGENCY_SIGNALS_AUDIENCE") or defaults.signals_audience,
+            signals_tls_cert_file=_path(env, "AGENCY_SIGNALS_TLS_CERT_FILE"),
+            signals_tls_key_file=_path(env, "AGENCY_SIGNALS_TLS_KEY_FILE"),
+            run_signal_url=env.get("AGENCY_RUN_SIGNAL_URL") or None,
             test_crash_after=env.get("AGENCY_TEST_CRASH_AFTER") or None,
-            test_clock_file=Path(clock) if (clock := env.get("AGENCY_TEST_CLOCK_FILE")) else None,
+            test_clock_file=_path(env, "AGENCY_TEST_CLOCK_FILE"),
         )

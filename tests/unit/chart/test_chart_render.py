@@ -228,10 +228,6 @@ class RecordingEnv(Mapping[str, str]):
 
 #: Variables the chart sets for parts of the operator still being built, with the part that reads them.
 AWAITING_OPERATOR = {
-    "AGENCY_SIGNALS_PORT": "the signal endpoint (triggers/signals), not yet started by the operator",
-    "AGENCY_SIGNALS_AUDIENCE": "the signal endpoint's token audience",
-    "AGENCY_SIGNALS_TLS_CERT_FILE": "the signal endpoint's TLS certificate",
-    "AGENCY_SIGNALS_TLS_KEY_FILE": "the signal endpoint's TLS key",
     "AGENCY_DEFAULT_POLICY": "the default policy's name",
 }
 
@@ -281,6 +277,25 @@ def test_signal_endpoint_is_served_over_tls_when_a_secret_is_given() -> None:
     service = next(o for o in of_kind(objs, "Service") if o["metadata"]["name"].endswith("-signals"))
     assert service["spec"]["ports"][0]["name"] == "https"
     assert service["spec"]["ports"][0]["port"] == 443
+
+
+def test_operator_serves_signals_where_the_chart_says_and_tells_runs_the_service_url() -> None:
+    objs = render("namespaces-otlp.yaml")
+    settings = Settings.from_env(plain_env(objs))
+    ports = {p["name"]: p["containerPort"] for p in operator_container(objs)["ports"]}
+    assert settings.signals_port == ports["signals"]
+    assert settings.signals_audience == "agency.dev/signals"
+    assert settings.signals_tls_cert_file is not None
+    assert settings.signals_tls_cert_file.name == "tls.crt"
+    assert settings.signals_url_for_runs() == (
+        f"https://agency-signals.{NAMESPACE}.svc:443/namespaces/{{namespace}}/signals"
+    )
+
+
+def test_signals_switched_off_are_not_served_and_runs_get_no_url() -> None:
+    settings = Settings.from_env(plain_env(render("local-executor.yaml")))
+    assert settings.signals_port == 0
+    assert settings.signals_url_for_runs() is None
 
 
 def test_signal_endpoint_without_tls_is_offered_as_plain_http_on_port_80() -> None:
@@ -416,6 +431,8 @@ NARROWED = {
     ("", "serviceaccounts/token", "create"): "TokenRequest is only needed by the local executor",
     ("", "pods", "create"): "run Pods are only created by the pod executor",
     ("", "pods/log", "get"): "only the pod executor reads a run Pod's log",
+    ("authentication.k8s.io", "tokenreviews", "create"): "only the signal endpoint (signals.enabled) asks",
+    ("authorization.k8s.io", "subjectaccessreviews", "create"): "only the signal endpoint asks",
 }
 
 
