@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -225,3 +226,9 @@ def traceparent_of(span: Span) -> str:
     """The W3C traceparent naming `span`, so another process can continue the trace under it."""
     context = span.get_span_context()
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def current_traceparent() -> str | None:
+    """The traceparent of the current span, None outside a recorded span (no all-zero ids handed on)."""
+    span = trace.get_current_span()
+    return traceparent_of(span) if span.get_span_context().is_valid else None

@@ -25,14 +25,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import trace
-
 from agency_runtime.api.common import Risk
 from agency_runtime.api.meta import API_VERSION
 from agency_runtime.contract import Budget
 from agency_runtime.kube import AGENTRUNS, KubeApiError, KubeClient, RunObject, resource_path
 from agency_runtime.tools.base import CHILD_USAGE, JsonDict, Tool, ToolContext, ToolError, ToolOutcome
-from agency_runtime.tracing import traceparent_of
+from agency_runtime.tracing import current_traceparent
 
 TRACEPARENT_ANNOTATION = "agency.dev/traceparent"
 PARENT_LABEL = "agency.dev/parent-run"
@@ -224,7 +222,7 @@ class DelegateTool(Tool):
                     agent,
                     str(arguments.get("input") or ""),
                     budget,
-                    traceparent_of(trace.get_current_span()),
+                    current_traceparent(),
                 )
                 child = self._create(body, path)
         except KubeApiError as err:

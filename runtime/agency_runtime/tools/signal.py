@@ -8,7 +8,8 @@ token is rotated in place); RBAC must allow `create` on `signals.agency.dev` in 
 
 The event's `source` is the run (`agency.dev/<namespace>/agentruns/<run>`) and its `id` is derived from the
 call's idempotency key, so a retried publish (also by a new process after a crash) is the same event and
-the endpoint deduplicates it: the call is idempotent.
+the endpoint deduplicates it: the call is idempotent. The event carries the publishing call's span as
+the `traceparent` extension attribute (CloudEvents distributed tracing), for the run it starts to join.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import httpx
 
 from agency_runtime.api.common import Risk
 from agency_runtime.tools.base import JsonDict, Tool, ToolContext, ToolError, ToolOutcome
+from agency_runtime.tracing import current_traceparent
 
 SIGNAL_URL = "AGENCY_SIGNAL_URL"
 SIGNAL_TOKEN_FILE = "AGENCY_SIGNAL_TOKEN_FILE"  # noqa: S105 - the name of a variable, not a token
@@ -70,8 +72,10 @@ def cloud_event(
     data: object,
     subject: str | None,
     now: datetime,
+    traceparent: str | None = None,
 ) -> JsonDict:
-    """The structured-mode CloudEvent of one publish call."""
+    """The structured-mode CloudEvent of one publish call; `traceparent` (the CloudEvents distributed
+    tracing extension) is the publishing call's span, so a run the event starts can join the trace."""
     event: JsonDict = {
         "specversion": "1.0",
         "id": event_id(idempotency_key),
@@ -83,6 +87,8 @@ def cloud_event(
     }
     if subject:
         event["subject"] = subject
+    if traceparent:
+        event["traceparent"] = traceparent
     return event
 
 
@@ -161,6 +167,7 @@ class PublishSignalTool(Tool):
             data,
             str(subject) if subject else None,
             datetime.now(UTC),
+            current_traceparent(),
         )
         token = self._token()
         url = self.endpoint.url_for(self.namespace)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from agency_runtime.api.common import RunPhase
 from agency_runtime.contract import Budget
@@ -398,7 +399,8 @@ def test_a_published_signal_starts_the_matching_schedules_run_once(
     tool = PublishSignalTool("publish_signal", None, endpoint, namespace, "run-1")
     arguments = {"type": "com.example.coldchain.temperature", "data": {"celsius": 9.5, "lot": "L-889"}}
 
-    first = tool.invoke(arguments, _context())
+    with TracerProvider().get_tracer("test").start_as_current_span("execute_tool publish_signal"):
+        first = tool.invoke(arguments, _context())  # carries the span as the traceparent extension
     retried = tool.invoke(arguments, _context())
 
     assert not first.is_error, first.content
