@@ -172,3 +172,19 @@ def test_an_undo_to_a_host_the_tool_may_not_reach_refuses_the_call(
 
 def _port(endpoint: CountingEndpoint) -> int:
     return int(endpoint.url.rsplit(":", 1)[1])
+
+
+def test_a_guardrail_declared_on_the_agent_spec_rolls_back_the_calls_of_the_tools_it_names(
+    scripted_llm: ScriptedLLM, runner: Runner, endpoint: CountingEndpoint
+) -> None:
+    endpoint.unhealthy_after("/health", effects=1)
+    scripted_llm.script("spec-guardrail", [post(endpoint, "/a"), reply("never asked")])
+    guardrails = [{"name": "shop-health", "url": f"{endpoint.url}/health", "tools": ["http_request"]}]
+
+    result = runner.run(
+        agent(scripted_llm.base_url, "spec-guardrail", tools=[http_tool("127.0.0.1")], guardrails=guardrails)
+    )
+
+    assert (result.phase, result.reason) == (RunPhase.FAILED, "RolledBack")
+    assert endpoint.effects == ['POST /a {"n": 1}', "DELETE /a "]
+    assert "guardrail shop-health failed after step-1/tool-0" in result.message
