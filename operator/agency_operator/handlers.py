@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from agency_operator import agents, cleanup, names, runs, schedules, serving
+from agency_operator import admission, agents, cleanup, names, runs, schedules, serving
 from agency_operator.executors import Executor
 from agency_operator.executors.local import LocalExecutor
 from agency_operator.executors.pod import PodExecutor
@@ -64,6 +64,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         configure.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
         configure.posting.enabled = False  # the operator posts its own Events, about what matters to users
         configure.execution.max_workers = 16
+        admission.configure(configure, app)  # the webhook, when AGENCY_WEBHOOK_PORT is set
         kube = Kube.from_environment()
         executor: Executor = (
             LocalExecutor(kube, app) if app.executor is ExecutorKind.LOCAL else PodExecutor(kube, app)
@@ -102,6 +103,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         )
 
     app = settings
+    admission.register(registry, app)
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -17,6 +17,8 @@ Why each rule is there:
 - Events create: refusals and transitions, for `kubectl describe`.
 - Endpoints get: the API server's addresses for run NetworkPolicies.
 - Namespaces list/watch and CRDs list/watch: kopf's namespace and resource discovery.
+- ValidatingWebhookConfigurations create, and patch of `agency.dev`: the admission webhook kopf manages
+  (only used when AGENCY_WEBHOOK_PORT is set).
 - TokenReviews and SubjectAccessReviews create: the signal endpoint authenticates senders (tokens for its
   audience) and checks they may create `signals` in the namespace.
 """
@@ -78,6 +80,19 @@ def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
         {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+        # The admission webhook (admission.py): kopf creates its ValidatingWebhookConfiguration and patches
+        # it to point at the operator; `patch` only on that one, by name.
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "verbs": ["create"],
+        },
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "verbs": ["patch"],
+            "resourceNames": ["agency.dev"],
+        },
         {
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],

@@ -106,6 +106,11 @@ class Settings:
     #: The signal endpoint's URL as runs reach it (`{namespace}` is filled in by the runtime). Unset: the
     #: local executor's runs use 127.0.0.1 and the signals port; Pod runs get none (publishing is off).
     run_signal_url: str | None = None
+    #: The validating admission webhook (admission.py): its port (0 = not served), the address it listens
+    #: on, and the host the apiserver dials (empty: the address; in a cluster the webhook Service's name).
+    webhook_port: int = 0
+    webhook_addr: str = "0.0.0.0"  # noqa: S104 - the apiserver dials it through the webhook Service
+    webhook_host: str | None = None
     #: Test hook (integration tests only): SIGKILL the operator right after it has ensured this step.
     test_crash_after: str | None = None
     #: Test hook: a file holding the instant (RFC 3339) schedules take as now, so tests walk cron slots
@@ -176,6 +181,9 @@ class Settings:
             signals_tls_cert_file=_path(env, "AGENCY_SIGNALS_TLS_CERT_FILE"),
             signals_tls_key_file=_path(env, "AGENCY_SIGNALS_TLS_KEY_FILE"),
             run_signal_url=env.get("AGENCY_RUN_SIGNAL_URL") or None,
+            webhook_port=_int(env, "AGENCY_WEBHOOK_PORT", defaults.webhook_port),
+            webhook_addr=env.get("AGENCY_WEBHOOK_ADDR") or defaults.webhook_addr,
+            webhook_host=env.get("AGENCY_WEBHOOK_HOST") or None,
             test_crash_after=env.get("AGENCY_TEST_CRASH_AFTER") or None,
             test_clock_file=_path(env, "AGENCY_TEST_CLOCK_FILE"),
         )
