@@ -312,7 +312,7 @@ def test_services_select_the_operator_pod_and_target_its_named_ports() -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     port_names = {p["name"] for p in operator_container(objs)["ports"]}
     services = of_kind(objs, "Service")
-    assert {s["metadata"]["name"] for s in services} == {"agency-metrics", "agency-signals"}
+    assert {s["metadata"]["name"] for s in services} == {"agency-metrics", "agency-signals", "agency-webhook"}
     for service in services:
         assert service["spec"]["selector"].items() <= pod_labels.items()
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
@@ -320,9 +320,39 @@ def test_services_select_the_operator_pod_and_target_its_named_ports() -> None:
 
 def test_signal_endpoint_can_be_switched_off() -> None:
     objs = render("local-executor.yaml")
-    assert [s["metadata"]["name"] for s in of_kind(objs, "Service")] == ["agency-metrics"]
+    assert "agency-signals" not in [s["metadata"]["name"] for s in of_kind(objs, "Service")]
     assert "signals" not in {p["name"] for p in operator_container(objs)["ports"]}
     assert not allowed(operator_rules(objs), "authentication.k8s.io", "tokenreviews", "create")
+
+
+def test_webhook_is_served_where_its_service_points_and_the_operator_may_manage_only_its_configuration() -> (
+    None
+):
+    objs = render("defaults.yaml")
+    settings = Settings.from_env(plain_env(objs))
+    service = next(o for o in of_kind(objs, "Service") if o["metadata"]["name"] == "agency-webhook")
+    (port,) = service["spec"]["ports"]
+    container_ports = {p["name"]: p["containerPort"] for p in operator_container(objs)["ports"]}
+    # kopf advertises https://<host>:<its port>/..., so the Service must answer on the container's port.
+    assert port["port"] == container_ports["webhook"] == settings.webhook_port
+    assert settings.webhook_host == f"agency-webhook.{NAMESPACE}.svc"
+    rules = operator_rules(objs)
+    group, resource = "admissionregistration.k8s.io", "validatingwebhookconfigurations"
+    assert allowed(rules, group, resource, "create")
+    assert allowed(rules, group, resource, "patch", "agency.dev")
+    assert not allowed(rules, group, resource, "patch", "someone-elses-webhook")
+    assert not allowed(rules, group, resource, "delete", "agency.dev")
+
+
+def test_webhook_can_be_switched_off(tmp_path: Path) -> None:
+    proc = render_with(tmp_path, "webhook:\n  enabled: false\n")
+    assert proc.returncode == 0, proc.stderr
+    objs = tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+    assert "agency-webhook" not in [s["metadata"]["name"] for s in of_kind(objs, "Service")]
+    assert Settings.from_env(plain_env(objs)).webhook_port == 0
+    assert not allowed(
+        operator_rules(objs), "admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"
+    )
 
 
 # ----- RBAC --------------------------------------------------------------------------------------
