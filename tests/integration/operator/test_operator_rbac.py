@@ -27,6 +27,7 @@ from agency_testbed.fixtures_operator import (
     wait_for,
     wait_for_phase,
 )
+from agency_testbed.procs import free_port
 
 
 @pytest.fixture
@@ -120,3 +121,33 @@ def test_operator_cannot_grant_a_cluster_role_it_may_not_bind(
     assert api_get(testbed, path) is None
     assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is None
     assert ((api_get(testbed, run_path(namespace, "r1")) or {}).get("status") or {}).get("phase") == "Pending"
+
+
+def test_operator_with_only_its_documented_role_manages_the_admission_webhook(
+    operator: OperatorFactory,
+    operator_kubeconfig: Path,
+    kubectl: Kubectl,
+    testbed: Testbed,
+    namespace: str,
+) -> None:
+    apply(
+        kubectl,
+        secret(namespace),
+        policy(namespace, budgets={"perRun": {"maxTokens": 1000}}),
+        agent(namespace),
+    )
+    port = free_port()
+    process = operator.start(
+        executor="local",
+        env={**STUB_ENV, "AGENCY_WEBHOOK_PORT": str(port), "AGENCY_WEBHOOK_HOST": "127.0.0.1"},
+        kubeconfig=operator_kubeconfig,
+    )
+    greedy = json.dumps(run(namespace, budget={"maxTokens": 5000}))
+
+    def refusal() -> str:
+        proc = kubectl("apply", "--dry-run=server", "-f", "-", stdin=greedy, check=False)
+        return proc.stderr if proc.returncode else ""
+
+    # Refused only once the operator has created and patched the webhook configuration with its role.
+    wait_for(refusal, 60, "the webhook configuration, made with the operator's role", process.log_tail)
+    assert "spec.budget.maxTokens: 5000 is above the policy default's per-run limit 1000" in refusal()
