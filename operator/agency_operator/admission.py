@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import kopf
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agency_operator.kube import Kube, KubeError, path_for
+from agency_operator.kube import Kube, path_for
 from agency_operator.resolve import matches, policy_for
 from agency_operator.settings import Settings
 from agency_runtime.api.agent import Agent
@@ -101,6 +101,16 @@ def check_agent_fields(agent: Agent, policy: AgentPolicy) -> list[str]:
     return problems
 
 
+def changed_agent_problems(agent: Agent, old: Agent | None, policy: AgentPolicy) -> list[str]:
+    """`check_agent_fields` of a new Agent, or of a changed one only the problems its old spec did not have
+    (a policy made stricter later must not stop people from fixing an agent one field at a time)."""
+    problems = check_agent_fields(agent, policy)
+    if old is None or not problems:
+        return problems
+    before = set(check_agent_fields(old, policy))
+    return [problem for problem in problems if problem not in before]
+
+
 def refusal(kind: str, name: str, problems: Sequence[str]) -> str:
     """The one message the apiserver shows; `kubectl apply` prints it after `admission webhook ... denied`."""
     return f"{kind} {name} is refused: " + "; ".join(problems)
@@ -128,10 +138,17 @@ def run_problems(kube: Kube, body: dict[str, Any]) -> list[str]:
     return [] if policy is None else check_run(run, agent, policy)
 
 
-def agent_problems(kube: Kube, body: dict[str, Any]) -> list[str]:
+def agent_problems(kube: Kube, body: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+    """What `check_agent_fields` says about a new or changed Agent. A change is refused only for problems
+    it brings: one that leaves the spec alone (a label, an annotation) or fixes part of what a stricter
+    policy now forbids goes through; the operator's Ready condition keeps reporting the rest."""
+    if old is not None and old.get("spec") == body.get("spec"):
+        return []
     agent = Agent.from_k8s(body)
     policy = governing_policy(kube, agent)
-    return [] if policy is None else check_agent_fields(agent, policy)
+    if policy is None:
+        return []
+    return changed_agent_problems(agent, Agent.from_k8s(old) if old is not None else None, policy)
 
 
 # ----- serving ------------------------------------------------------------------------------------------
@@ -198,19 +215,30 @@ def _kube(memo: Any) -> Kube | None:
     return kube
 
 
-def _judge(memo: Any, app: Settings, namespace: str | None, kind: str, body: kopf.Body, check: Any) -> None:
+def _judge(
+    memo: Any,
+    app: Settings,
+    namespace: str | None,
+    kind: str,
+    body: kopf.Body,
+    check: Callable[[Kube], list[str]],
+    logger: kopf.Logger,
+) -> None:
+    """Raise the refusal `check` finds; anything else (an object or API it cannot read, the operator not
+    started yet) lets the request through, as the failurePolicy Ignore would: the conditions decide later.
+    (kopf answers any other exception with a refusal, hence the catch-all.)"""
     if not _watched(app, namespace):
         return
     kube = _kube(memo)
-    if kube is None:  # not started yet: let it through, the operator's conditions decide later
+    if kube is None:
         return
-    plain: dict[str, Any] = dict(body)
     try:
-        problems: list[str] = check(kube, plain)
-    except KubeError:  # cannot read what the decision rests on: the conditions decide later
+        problems = check(kube)
+    except Exception as error:  # never refuse for the webhook's own trouble
+        logger.warning(f"admission check skipped, the operator will decide: {type(error).__name__}: {error}")
         return
     if problems:
-        meta = plain.get("metadata") or {}
+        meta = body.get("metadata") or {}
         name = meta.get("name") or meta.get("generateName") or ""
         raise kopf.AdmissionError(refusal(kind, name, problems), code=422)
 
@@ -229,8 +257,10 @@ def register(registry: kopf.OperatorRegistry, app: Settings) -> None:
         id="agentrun-budget",
         registry=registry,
     )
-    def validate_run(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
-        _judge(memo, app, namespace, "AgentRun", body, run_problems)
+    def validate_run(
+        body: kopf.Body, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any
+    ) -> None:
+        _judge(memo, app, namespace, "AgentRun", body, lambda kube: run_problems(kube, dict(body)), logger)
 
     @kopf.on.validate(
         GROUP,
@@ -241,5 +271,15 @@ def register(registry: kopf.OperatorRegistry, app: Settings) -> None:
         id="agent-policy",
         registry=registry,
     )
-    def validate_agent(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
-        _judge(memo, app, namespace, "Agent", body, agent_problems)
+    def validate_agent(
+        body: kopf.Body,
+        namespace: str | None,
+        memo: Any,
+        logger: kopf.Logger,
+        **kwargs: Any,
+    ) -> None:
+        old = kwargs.get("old")  # the stored Agent on UPDATE (kopf passes it; its typing omits it)
+        before = dict(old) if old is not None else None
+        _judge(
+            memo, app, namespace, "Agent", body, lambda kube: agent_problems(kube, dict(body), before), logger
+        )

@@ -106,6 +106,18 @@ def test_agent_with_a_model_its_policy_forbids_is_refused_naming_the_field(
     assert stored["spec"]["model"]["name"] == "openai/triage"
 
 
+def test_agent_a_stricter_policy_now_forbids_can_still_be_labelled(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    apply(kubectl, *_governed(namespace))
+    _start_with_webhook(operator, kubectl, testbed)
+    apply(kubectl, policy(namespace, POLICY, models={"allowed": ["azure/*"]}))
+
+    kubectl("label", "agent", "helper", "team=cold", "-n", namespace)  # raises if refused
+    message = _refusal(kubectl, agent(namespace, model="openai/other"))
+    assert "spec.model.name: model openai/other is not allowed by the policy cold-chain" in message
+
+
 def test_agent_with_a_tool_its_policy_denies_is_refused_naming_the_tool(
     operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
 ) -> None:

@@ -9,7 +9,13 @@ import pytest
 from cryptography import x509
 from operator_objects import agent_obj, policy_obj, run_obj
 
-from agency_operator.admission import check_agent_fields, check_run, refusal, self_signed_certificate
+from agency_operator.admission import (
+    changed_agent_problems,
+    check_agent_fields,
+    check_run,
+    refusal,
+    self_signed_certificate,
+)
 from agency_operator.settings import Settings
 
 
@@ -92,6 +98,20 @@ def test_agent_with_a_tool_outside_the_allowed_list_is_refused() -> None:
 def test_agent_the_policy_allows_is_accepted() -> None:
     policy = policy_obj(models={"allowed": ["openai/*"]}, tools={"allowed": ["*"]})
     assert check_agent_fields(agent_obj(tools=[{"name": "lookup", "builtin": "kubernetes"}]), policy) == []
+
+
+def test_changing_an_agent_is_refused_only_for_problems_the_change_brings() -> None:
+    policy = policy_obj(models={"allowed": ["openai/*"]}, tools={"allowed": ["lookup"]})
+    before = agent_obj(model="mistral/large", tools=[{"name": "mailer", "builtin": "http"}])
+    fixed_model = agent_obj(model="openai/gpt-4o", tools=[{"name": "mailer", "builtin": "http"}])
+    assert changed_agent_problems(fixed_model, before, policy) == []
+    new_tool = agent_obj(
+        model="mistral/large",
+        tools=[{"name": "mailer", "builtin": "http"}, {"name": "pager", "builtin": "http"}],
+    )
+    (problem,) = changed_agent_problems(new_tool, before, policy)
+    assert problem.startswith("spec.tools[1].name: tool pager")
+    assert len(changed_agent_problems(before, None, policy)) == 2  # a new agent: every problem
 
 
 def test_refusal_names_the_object_and_joins_every_problem() -> None:
