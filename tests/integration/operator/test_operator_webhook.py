@@ -152,7 +152,7 @@ def test_with_the_operator_down_the_run_is_accepted_and_failed_by_the_operator_w
     first.kill()  # no clean stop: the configuration still points at the dead operator
 
     assert _refusal(kubectl, run(namespace, "greedy", budget={"maxTokens": 100_000})) == ""
-    operator.start(executor="local", env=STUB_ENV)
+    _start_with_webhook(operator, kubectl, testbed)  # back, webhook and all (and removed at teardown)
     status = wait_for_phase(testbed, namespace, "greedy", "Failed")
     cond = condition(status, "Ready")
     assert cond is not None
