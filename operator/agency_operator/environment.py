@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agency_operator import names
+from agency_operator.settings import Settings
 from agency_runtime.api.run import AgentRun
 from agency_runtime.contract import Budget, RunEnv
+
+#: Where a run publishes signals and the token it sends there (audience: the signal endpoint's), as the
+#: runtime's publish_signal tool reads them.
+SIGNAL_URL = "AGENCY_SIGNAL_URL"
+SIGNAL_TOKEN_FILE = "AGENCY_SIGNAL_TOKEN_FILE"  # noqa: S105 - the name of a variable, not a token
+#: The signal token's file name, beside the run's own token.
+SIGNAL_TOKEN = "signal-token"  # noqa: S105 - a file name
 
 TRACEPARENT_PATTERN = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -67,3 +75,11 @@ def build_run_env(
         otlp_endpoint=otlp_endpoint,
         traceparent=trace_parent,
     )
+
+
+def signal_env(settings: Settings, token_file: Path) -> dict[str, str]:
+    """The variables that let a run publish signals; none when runs have no endpoint to reach."""
+    url = settings.signals_url_for_runs()
+    if url is None:
+        return {}
+    return {SIGNAL_URL: url, SIGNAL_TOKEN_FILE: str(token_file)}

@@ -14,12 +14,12 @@ namespaces cannot be owned across namespaces, so they carry the run's uid label 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agency_operator import names
 from agency_operator.apply import ensure
-from agency_operator.kube import JsonDict, Kube, path_for
+from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_runtime.api.meta import GROUP
 from agency_runtime.api.policy import AgentPolicy
 from agency_runtime.journal_kube import journal_rules
@@ -47,9 +47,18 @@ def build_service_account(run: Mapping[str, Any]) -> JsonDict:
     }
 
 
-def build_role(run: Mapping[str, Any]) -> JsonDict:
+def build_role(run: Mapping[str, Any], children: Sequence[str] = ()) -> JsonDict:
     """Only the run's own objects: get its AgentRun, get and patch its status, get its run file, and keep
-    its journal (the rules the runtime's Kubernetes journal declares it needs)."""
+    its journal (the rules the runtime's Kubernetes journal declares it needs); and collaborate:
+
+    - create AgentRuns (delegation): RBAC cannot limit create by name or content, so the run-children
+      admission policy does: a run may create only its own children (parentRunRef, owner and trigger);
+    - get its children (`children`): their names cannot be known in advance (derived from the tool
+      call), so the operator adds each child's name when it sees the child (`grant_child`); a run never
+      reads AgentRuns that are not its own or its children;
+    - list Agents (find_agents): discovery metadata of its namespace (skills, descriptions);
+    - create `signals` (publish_signal): the virtual resource the signal endpoint checks.
+    """
     meta = run["metadata"]
     name = meta["name"]
     return {
@@ -57,7 +66,15 @@ def build_role(run: Mapping[str, Any]) -> JsonDict:
         "kind": "Role",
         "metadata": _meta(run, names.role(name), meta["namespace"], "identity"),
         "rules": [
-            {"apiGroups": [GROUP], "resources": ["agentruns"], "resourceNames": [name], "verbs": ["get"]},
+            {
+                "apiGroups": [GROUP],
+                "resources": ["agentruns"],
+                "resourceNames": [name, *sorted(set(children))],
+                "verbs": ["get"],
+            },
+            {"apiGroups": [GROUP], "resources": ["agentruns"], "verbs": ["create"]},
+            {"apiGroups": [GROUP], "resources": ["agents"], "verbs": ["list"]},
+            {"apiGroups": [GROUP], "resources": ["signals"], "verbs": ["create"]},
             {
                 "apiGroups": [GROUP],
                 "resources": ["agentruns/status"],
@@ -156,3 +173,55 @@ def revoke_identity(kube: Kube, run: Mapping[str, Any]) -> int:
         bmeta = binding["metadata"]
         deleted += kube.delete(path_for(RBAC, "rolebindings", bmeta["namespace"], bmeta["name"]))
     return deleted
+
+
+#: Attempts at adding a child to its parent's Role when other children are added at the same time.
+_GRANT_ATTEMPTS = 5
+
+
+def readable_runs(role: Mapping[str, Any]) -> list[str]:
+    """The AgentRuns a run's Role lets it get (its own name first, then its children)."""
+    for rule in role.get("rules", []):
+        if rule.get("resources") == ["agentruns"] and rule.get("verbs") == ["get"]:
+            return list(rule.get("resourceNames", []))
+    return []
+
+
+def grant_child(kube: Kube, namespace: str, parent: str, child: str) -> bool:
+    """Let the parent run get its child: add the child's name to the parent's Role; True if it changed.
+
+    A replace with the Role's resourceVersion, retried on conflict, so two children added at once both
+    stay. A parent without a Role (finished: its identity is revoked) gets nothing.
+    """
+    path = path_for(RBAC, "roles", namespace, names.role(parent))
+    for _ in range(_GRANT_ATTEMPTS):
+        role = kube.get_or_none(path)
+        if role is None:
+            return False
+        readable = readable_runs(role)
+        if child in readable:
+            return False
+        rules = [
+            r
+            for r in role["rules"]
+            if not (r.get("resources") == ["agentruns"] and r.get("verbs") == ["get"])
+        ]
+        rules.insert(
+            0,
+            {
+                "apiGroups": [GROUP],
+                "resources": ["agentruns"],
+                "resourceNames": [parent, *sorted({*readable, child} - {parent})],
+                "verbs": ["get"],
+            },
+        )
+        try:
+            kube.request("PUT", path, {**role, "rules": rules})
+        except KubeError as err:
+            if err.conflict:
+                continue
+            if err.not_found:
+                return False
+            raise
+        return True
+    raise KubeError(409, "Conflict", f"Role {names.role(parent)} kept changing while adding {child}")

@@ -4,7 +4,8 @@ Why each rule is there:
 
 - agency.dev objects: watch them, write their status; delete finished AgentRuns after their TTL;
   `agentruns/finalizers` update because children set `blockOwnerDeletion` on their owner reference.
-- ServiceAccounts, Roles, RoleBindings: create and delete the identity of each run. Creating the
+- ServiceAccounts, Roles, RoleBindings: create and delete the identity of each run; update a parent
+  run's Role so it may get the children it delegated to. Creating the
   generated Role needs no `escalate` because the operator holds everything in it itself (get agentruns,
   get/patch/update agentruns/status, get configmaps).
 - `bind` on ClusterRoles, only those named here (the ones AgentPolicies may grant): binding a ClusterRole
@@ -65,6 +66,10 @@ def build_operator_cluster_role(name: str, bindable_cluster_roles: Sequence[str]
             "resources": ["roles", "rolebindings"],
             "verbs": [*READ, "create", "delete"],
         },
+        # update: a parent run's Role gains `get` on each child it delegated to (identity.grant_child).
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["update"]},
+        # create signals: granted to runs (publish_signal), so the operator holds it too (no escalate).
+        {"apiGroups": [GROUP], "resources": ["signals"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": [*READ, "create", "delete"]},
         # update: granted to runs for their journal head, so the operator holds it too (no escalate).
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": [*READ, "create", "update", "delete"]},

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agency_operator import names
-from agency_operator.environment import Placement
+from agency_operator.environment import SIGNAL_TOKEN, Placement, signal_env
 from agency_operator.kube import JsonDict
 from agency_operator.settings import Settings
 from agency_runtime.api.agent import Agent
@@ -47,30 +47,35 @@ def pod_placement(settings: Settings) -> Placement:
     )
 
 
-def _token_projection(policy: AgentPolicy) -> JsonDict:
+def _token_projection(policy: AgentPolicy, settings: Settings) -> JsonDict:
+    """The run's token (policy audience and lifetime), the cluster CA and, when runs may publish signals,
+    a second token for the signal endpoint's audience (so neither token is accepted where the other is)."""
     identity = policy.spec.identity
     source: JsonDict = {"path": "token", "expirationSeconds": identity.token_expiration_seconds}
     if identity.token_audience:
         source["audience"] = identity.token_audience
-    return {
-        "name": "token",
-        "projected": {
-            "defaultMode": 0o440,
-            "sources": [
-                {"serviceAccountToken": source},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            ],
-        },
-    }
+    sources: list[JsonDict] = [
+        {"serviceAccountToken": source},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    ]
+    if settings.signals_url_for_runs() is not None:
+        signal_source: JsonDict = {
+            "path": SIGNAL_TOKEN,
+            "audience": settings.signals_audience,
+            "expirationSeconds": identity.token_expiration_seconds,
+        }
+        sources.append({"serviceAccountToken": signal_source})
+    return {"name": "token", "projected": {"defaultMode": 0o440, "sources": sources}}
 
 
-def build_env(env: RunEnv, agent: Agent) -> list[JsonDict]:
+def build_env(env: RunEnv, agent: Agent, extra: Mapping[str, str] | None = None) -> list[JsonDict]:
     """The container env: RunEnv's variables, and the model key by reference only.
 
     No AGENCY_RESULT_FILE: the runtime's final result is the last line it prints, which the operator
     reads from the termination message (a failed container's log tail) or the Pod's log.
     """
-    out: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(env.to_env().items())]
+    variables = {**env.to_env(), **(extra or {})}
+    out: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(variables.items())]
     ref = agent.spec.model.credentials_secret_ref
     if ref is not None:
         out.append({"name": MODEL_API_KEY, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
@@ -97,7 +102,7 @@ def build_pod(
         "image": image,
         "imagePullPolicy": pull,
         "command": list(settings.runtime_command),
-        "env": build_env(env, agent),
+        "env": build_env(env, agent, signal_env(settings, TOKEN_DIR / SIGNAL_TOKEN)),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
@@ -135,7 +140,7 @@ def build_pod(
                     "items": [{"key": names.RUN_FILE_KEY, "path": names.RUN_FILE_KEY}],
                 },
             },
-            _token_projection(policy),
+            _token_projection(policy, settings),
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         ],
     }

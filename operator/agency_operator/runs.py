@@ -30,7 +30,7 @@ from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
-from agency_operator.identity import ensure_identity, revoke_identity
+from agency_operator.identity import ensure_identity, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy
@@ -97,6 +97,8 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         run = AgentRun.from_k8s(body)
+        if run.spec.parent_run_ref is not None:  # a delegated run: its parent may read it (and only it)
+            grant_child(ctx.kube, namespace, run.spec.parent_run_ref.name, name)
         draft = StatusDraft(body.get("status"), body["metadata"].get("generation"))
         before = draft.get("phase")
         try:

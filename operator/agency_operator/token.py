@@ -11,18 +11,22 @@ from agency_operator.kube import JsonDict, Kube, path_for
 from agency_runtime.api.policy import AgentPolicy
 
 
-def build_token_request(policy: AgentPolicy) -> JsonDict:
-    """The TokenRequest body: the policy's audience (unset: the API server's own) and lifetime."""
+def build_token_request(policy: AgentPolicy, audience: str | None = None) -> JsonDict:
+    """The TokenRequest body: the policy's lifetime and `audience`, by default the policy's (unset: the API
+    server's own). The signal token asks for the signal endpoint's audience instead."""
     identity = policy.spec.identity
     spec: JsonDict = {"expirationSeconds": identity.token_expiration_seconds}
-    if identity.token_audience:
-        spec["audiences"] = [identity.token_audience]
+    audience = audience or identity.token_audience
+    if audience:
+        spec["audiences"] = [audience]
     return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
 
 
-def request_token(kube: Kube, namespace: str, run: str, policy: AgentPolicy) -> str:
-    """A fresh token for the run's ServiceAccount."""
+def request_token(
+    kube: Kube, namespace: str, run: str, policy: AgentPolicy, audience: str | None = None
+) -> str:
+    """A fresh token for the run's ServiceAccount (for `audience`, by default the policy's)."""
     path = path_for("v1", "serviceaccounts", namespace, names.service_account(run)) + "/token"
-    answer = kube.create(path, build_token_request(policy))
+    answer = kube.create(path, build_token_request(policy, audience))
     token: str = answer["status"]["token"]
     return token

@@ -25,12 +25,13 @@ from typing import Any
 
 from agency_operator import names
 from agency_operator.credentials import read_model_key
-from agency_operator.environment import Placement, build_run_env
+from agency_operator.environment import SIGNAL_TOKEN, Placement, build_run_env, signal_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
 from agency_operator.kube import Kube
 from agency_operator.runfile import run_file_text
 from agency_operator.settings import Settings
 from agency_operator.token import request_token
+from agency_runtime.api.policy import AgentPolicy
 from agency_runtime.contract import MODEL_API_KEY
 
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -101,6 +102,7 @@ class LocalExecutor:
             trace_parent=launch.trace_parent,
         ).to_env()
         env["AGENCY_RESULT_FILE"] = str(_result_file(folder, launch.attempt))
+        env.update(signal_env(self.settings, folder / SIGNAL_TOKEN))
         key = read_model_key(self.kube, launch.agent)
         if key is not None:
             env[MODEL_API_KEY] = key
@@ -122,6 +124,7 @@ class LocalExecutor:
         _write_private(
             folder / "token", request_token(self.kube, meta["namespace"], meta["name"], launch.policy)
         )
+        self._write_signal_token(meta, folder, launch.policy)
         self.token_ttl[meta["uid"]] = launch.policy.spec.identity.token_expiration_seconds
         env = self.environment(launch, folder)
         with (folder / "runtime.log").open("ab") as log:
@@ -137,16 +140,25 @@ class LocalExecutor:
         self.processes[meta["uid"]] = process
         _write_private(_pid_file(folder, launch.attempt), str(process.pid))
 
+    def _write_signal_token(self, meta: Mapping[str, Any], folder: Path, policy: AgentPolicy) -> None:
+        """The second token, for the signal endpoint's audience, when runs may publish signals."""
+        if self.settings.signals_url_for_runs() is None:
+            return
+        audience = self.settings.signals_audience
+        token = request_token(self.kube, meta["namespace"], meta["name"], policy, audience)
+        _write_private(folder / SIGNAL_TOKEN, token)
+
     def _renew_token(self, body: Mapping[str, Any], folder: Path) -> None:
         meta = body["metadata"]
         ttl = self.token_ttl.get(meta["uid"])
         token = folder / "token"
         if ttl is None or not token.exists() or time.time() - token.stat().st_mtime < ttl * TOKEN_RENEW_AT:
             return
-        from agency_runtime.api.policy import AgentPolicy, AgentPolicySpec, Identity
+        from agency_runtime.api.policy import AgentPolicySpec, Identity
 
         policy = AgentPolicy(spec=AgentPolicySpec(identity=Identity(token_expiration_seconds=ttl)))
         _write_private(token, request_token(self.kube, meta["namespace"], meta["name"], policy))
+        self._write_signal_token(meta, folder, policy)
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         folder = self.folder(body)

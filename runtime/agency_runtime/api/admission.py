@@ -9,7 +9,12 @@ in someone else's name), and the requester must be allowed the custom RBAC verb 
 name, so this policy does: a run's ServiceAccount (`agency-run-<run>`) may create ConfigMaps in its own
 namespace only when their names start with `agency-run-<run>.journal-`.
 
-Both are generated (`python -m agency_runtime.api.crd --out crds`) into crds/, so whatever installs the
+`run children`: a run may create AgentRuns (delegation), and RBAC cannot restrict `create` by content, so
+this policy does: a run's ServiceAccount may create an AgentRun only as its own child: `spec.parentRunRef`
+names the run, `spec.trigger.type` is Delegation, and an ownerReference to the run (so the child goes with
+its parent). The operator then lets the parent, and only it, read the child.
+
+All are generated (`python -m agency_runtime.api.crd --out crds`) into crds/, so whatever installs the
 CRDs installs these too.
 """
 
@@ -21,6 +26,7 @@ ADMISSION_API = "admissionregistration.k8s.io/v1"
 APPROVE_VERB = "approve"
 APPROVALS_POLICY = f"{GROUP}-approvals"
 JOURNAL_POLICY = f"{GROUP}-run-journals"
+CHILDREN_POLICY = f"{GROUP}-run-children"
 RUN_SERVICE_ACCOUNT_PREFIX = "agency-run-"
 JOURNAL_INFIX = ".journal-"  # a dot: run names are DNS labels, so no other object of a run can collide
 
@@ -141,9 +147,66 @@ def journal_policy() -> JsonObject:
     }
 
 
+def children_policy() -> JsonObject:
+    """AgentRuns created by a run's ServiceAccount: only its own children, owned by it."""
+    return {
+        "apiVersion": ADMISSION_API,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": CHILDREN_POLICY},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE"],
+                        "resources": ["agentruns"],
+                    }
+                ]
+            },
+            "matchConditions": [
+                {
+                    "name": "run-service-account-in-its-namespace",
+                    "expression": (
+                        "request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace"
+                        f" + ':{RUN_SERVICE_ACCOUNT_PREFIX}')"
+                    ),
+                }
+            ],
+            "variables": [{"name": "run", "expression": _RUN_OF_USER}],
+            "validations": [
+                {
+                    "expression": (
+                        "has(object.spec.parentRunRef) && object.spec.parentRunRef.name == variables.run"
+                        " && has(object.spec.trigger) && object.spec.trigger.type == 'Delegation'"
+                    ),
+                    "messageExpression": (
+                        "'run ' + variables.run + ' may create AgentRuns only as its own children: set "
+                        "spec.parentRunRef.name to ' + variables.run + ' and spec.trigger.type to Delegation'"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": (
+                        "has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(o, "
+                        "o.kind == 'AgentRun' && o.name == variables.run)"
+                    ),
+                    "messageExpression": (
+                        "'a child of run ' + variables.run + ' must be owned by it (an ownerReference to "
+                        "AgentRun ' + variables.run + '), so it goes with its parent'"
+                    ),
+                    "reason": "Forbidden",
+                },
+            ],
+        },
+    }
+
+
 def admission_objects() -> dict[str, list[JsonObject]]:
     """Every generated admission file name and its objects (policy, then binding)."""
     return {
         f"{GROUP}_approvals-admission.yaml": [approvals_policy(), _binding(APPROVALS_POLICY)],
         f"{GROUP}_run-journals-admission.yaml": [journal_policy(), _binding(JOURNAL_POLICY)],
+        f"{GROUP}_run-children-admission.yaml": [children_policy(), _binding(CHILDREN_POLICY)],
     }

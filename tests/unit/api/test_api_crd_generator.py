@@ -45,6 +45,7 @@ def test_one_file_per_kind_named_like_controller_gen_and_the_admission_policies_
         "agency.dev_agents.yaml",
         "agency.dev_agentschedules.yaml",
         "agency.dev_approvals-admission.yaml",
+        "agency.dev_run-children-admission.yaml",
         "agency.dev_run-journals-admission.yaml",
     ]
 

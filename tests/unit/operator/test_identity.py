@@ -27,8 +27,17 @@ def test_service_account_has_no_automounted_token_and_is_owned_by_the_run() -> N
 def test_generated_role_reaches_only_the_runs_own_objects() -> None:
     rules = build_role(run_body())["rules"]
     unnamed = [rule for rule in rules if not rule.get("resourceNames")]
-    # RBAC cannot limit create by name: the run-journals admission policy limits what the run may create.
-    assert unnamed == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
+    # RBAC cannot limit create by name: the run-journals and run-children admission policies limit what
+    # the run may create; listing agents is discovery, signals a virtual resource the endpoint checks.
+    assert sorted(unnamed, key=str) == sorted(
+        [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+            {"apiGroups": ["agency.dev"], "resources": ["agentruns"], "verbs": ["create"]},
+            {"apiGroups": ["agency.dev"], "resources": ["agents"], "verbs": ["list"]},
+            {"apiGroups": ["agency.dev"], "resources": ["signals"], "verbs": ["create"]},
+        ],
+        key=str,
+    )
     by_resource: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for rule in rules:
         if rule not in unnamed:
@@ -40,7 +49,21 @@ def test_generated_role_reaches_only_the_runs_own_objects() -> None:
     assert readable[0] == "agency-run-r1"  # the run file
     assert all(name.startswith("agency-run-r1.journal-") for name in readable[1:])
     assert by_resource[(("configmaps",), ("update",))] == ["agency-run-r1.journal-head"]
-    assert not any(verb in {"delete", "list", "watch", "*"} for rule in rules for verb in rule["verbs"])
+    assert not any(verb in {"delete", "watch", "*"} for rule in rules for verb in rule["verbs"])
+    assert [r["resources"] for r in rules if "list" in r["verbs"]] == [["agents"]]
+
+
+def test_a_parent_role_reads_the_children_it_was_granted_and_no_other_run() -> None:
+    rules = build_role(run_body(), children=["r1-d-b", "r1-d-a"])["rules"]
+    gets = [r for r in rules if r["resources"] == ["agentruns"] and r["verbs"] == ["get"]]
+    assert gets == [
+        {
+            "apiGroups": ["agency.dev"],
+            "resources": ["agentruns"],
+            "resourceNames": ["r1", "r1-d-a", "r1-d-b"],
+            "verbs": ["get"],
+        }
+    ]
 
 
 def test_self_binding_binds_the_generated_role_to_the_runs_service_account() -> None:
