@@ -11,6 +11,8 @@
 - The child's name is derived from this run and the call's idempotency key, so a retry (also by a new
   process after a crash, which replays the journaled intent with the same key) finds the same child
   (409 AlreadyExists: adopt it) instead of creating a second. That makes the call idempotent.
+- The run's Role lets it read only its own children, and the operator adds each child when it sees it,
+  so a 403 on reading a child that was just created is retried for a while (`GRANT_WAIT_SECONDS`).
 - Then the tool polls the child (backoff up to `MAX_POLL_SECONDS`) until it finishes or the parent's wall
   time is up. The child's usage is returned as `childUsage`, which the loop adds to the parent's usage when
   the call finishes (not reserved up front: the carve-out already keeps the child within what is left).
@@ -39,6 +41,9 @@ FIRST_POLL_SECONDS = 0.5
 MAX_POLL_SECONDS = 5.0
 WAIT_WITHOUT_DEADLINE = 3600.0
 """How long to wait for a child when the parent has no wall-time limit."""
+GRANT_WAIT_SECONDS = 60.0
+"""How long a refused read of a just-created child is retried: the operator adds get on each child to its
+parent's Role when it sees the child."""
 MIN_CHILD_TOKENS = 100
 """A child with fewer tokens than this could not even read its task: refuse instead."""
 MAX_RESULT_CHARS = 16_000
@@ -242,7 +247,7 @@ class DelegateTool(Tool):
         try:
             found = self.client.get(path)
         except KubeApiError as err:
-            if err.not_found:
+            if err.not_found or err.status == 403:  # 403: the operator grants get on a child once it exists
                 return None
             raise
         parent = ((found.get("spec") or {}).get("parentRunRef") or {}).get("name")
@@ -257,14 +262,13 @@ class DelegateTool(Tool):
         except KubeApiError as err:
             if not err.already_exists:
                 raise
-        adopted = self._existing(path)  # a concurrent retry made it first
-        if adopted is None:
-            raise KubeApiError(409, "Conflict", f"AgentRun {path} was created and deleted meanwhile")
-        return adopted
+        adopted = self._existing(path)  # an earlier try (or process) made it first
+        return adopted if adopted is not None else {"metadata": {"name": body["metadata"]["name"]}}
 
     def _wait(self, agent: str, name: str, path: str, child: JsonDict, context: ToolContext) -> ToolOutcome:
         deadline = context.deadline or self.clock() + WAIT_WITHOUT_DEADLINE
         pause = FIRST_POLL_SECONDS
+        refused_since: float | None = None
         while True:
             status = child.get("status") or {}
             phase = status.get("phase")
@@ -281,9 +285,14 @@ class DelegateTool(Tool):
             pause = min(MAX_POLL_SECONDS, pause * 2)
             try:
                 child = self.client.get(path)
+                refused_since = None
             except KubeApiError as err:
                 if err.status in {0, 429} or err.status >= 500:
                     continue  # the API server will answer again; the deadline bounds the wait
+                if err.status == 403:
+                    refused_since = refused_since or self.clock()
+                    if self.clock() - refused_since < GRANT_WAIT_SECONDS:
+                        continue  # the operator grants the parent get on its child once it sees the child
                 return ToolOutcome.error(
                     f"error: cannot read AgentRun {name} of agent {agent}: HTTP {err.status} {err.reason}: "
                     f"{err.message}",

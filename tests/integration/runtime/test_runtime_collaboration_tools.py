@@ -62,6 +62,21 @@ def _runs(testbed: Testbed, namespace: str) -> list[JsonDict]:
     return items
 
 
+def _revoke(testbed: Testbed, identity: RunIdentity, resource: str, verb: str) -> None:
+    """Take `verb` on `resource` out of the run's Role (whatever the operator's generated Role grants)."""
+    namespace, role_name = identity.run.namespace, identity.service_account  # the Role is named like it
+    path = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/{role_name}"
+    with testbed.http() as http:
+        role = http.get(path).raise_for_status().json()
+        rules = []
+        for rule in role["rules"]:
+            if resource in rule["resources"] and verb in rule["verbs"]:
+                rule = {**rule, "verbs": [v for v in rule["verbs"] if v != verb]}
+            if rule["verbs"]:
+                rules.append(rule)
+        http.put(path, json={**role, "rules": rules}).raise_for_status()
+
+
 # ----- find_agents --------------------------------------------------------------------------------------
 
 
@@ -115,6 +130,7 @@ def test_find_agents_without_rbac_to_list_agents_is_a_403_the_model_reads(
     testbed: Testbed, fleet: str, tmp_path: Path
 ) -> None:
     identity = create_run(testbed, fleet, "run-1", tmp_path)
+    _revoke(testbed, identity, "agents", "list")
     try:
         outcome = FindAgentsTool("find_agents", None, identity.client(), fleet).invoke(
             {"query": "routes"}, _context()
@@ -333,6 +349,7 @@ def test_delegation_without_rbac_to_create_runs_is_a_403_the_model_reads(
     testbed: Testbed, agency_crds: list[str], namespace: str, tmp_path: Path
 ) -> None:
     identity = create_run(testbed, namespace, "run-1", tmp_path)
+    _revoke(testbed, identity, "agentruns", "create")
     try:
         registry = build_registry(
             agent("http://127.0.0.1:9/v1", "x", tools=[{"name": "delegate", "builtin": "delegate"}]),
