@@ -12,6 +12,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from agency_operator.names import TRACEPARENT_ANNOTATION
 from agency_operator.triggers.cron import MAX_RUN_NAME, run_name_for_slot
 from agency_operator.triggers.history import SCHEDULE_LABEL
 from agency_operator.triggers.signals.event import Signal
@@ -110,7 +111,8 @@ def build_run_for_signal(
 ) -> JsonObject:
     """The AgentRun one significant event starts: named by the event, carrying it in spec.trigger.signal.
 
-    `scheduledTime` in the input template is the time the event arrived.
+    `scheduledTime` in the input template is the time the event arrived. An event with a `traceparent`
+    extension (CloudEvents distributed tracing) puts it on the run, so the run sits in the sender's trace.
     """
     event: JsonObject = {"id": signal.id, "type": signal.type, "source": signal.source}
     if signal.time is not None:
@@ -120,6 +122,9 @@ def build_run_for_signal(
         "schedule": schedule.metadata.name,
         "signal": signal.template_variables(),
     }
+    annotations = {SIGNAL_TRIGGER_ANNOTATION: trigger_name, SCHEDULED_TIME_ANNOTATION: _rfc3339(received_at)}
+    if signal.traceparent:  # the run joins the sender's trace (environment.traceparent reads it)
+        annotations[TRACEPARENT_ANNOTATION] = signal.traceparent
     return _run(
         schedule,
         signal_run_name(schedule.metadata.name, signal.source, signal.id),
@@ -130,5 +135,5 @@ def build_run_for_signal(
             "signal": event,
         },
         "signal",
-        {SIGNAL_TRIGGER_ANNOTATION: trigger_name, SCHEDULED_TIME_ANNOTATION: _rfc3339(received_at)},
+        annotations,
     )

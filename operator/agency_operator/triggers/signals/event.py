@@ -19,6 +19,9 @@ class Signal:
     time: datetime | None = None
     data: Any = None
     datacontenttype: str | None = None
+    traceparent: str | None = None
+    """The CloudEvents distributed-tracing extension (a W3C trace parent), when the sender set a valid one:
+    the run this event starts joins the sender's trace."""
 
     def cel_variables(self) -> dict[str, Any]:
         """The variables a significance expression sees: data, type, source, subject, id and time.

@@ -28,6 +28,9 @@ from cloudevents.core.v1.event import CloudEvent
 
 from agency_operator.triggers.signals.event import Signal
 
+#: A W3C trace parent (version 00), not all-zero ids; anything else is ignored rather than refused.
+_TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+
 STRUCTURED_JSON = "application/cloudevents+json"
 BATCH_JSON = "application/cloudevents-batch+json"
 
@@ -127,6 +130,7 @@ def parse_signal(headers: Mapping[str, str], body: bytes) -> Signal:
                 f"the body is declared as JSON ({media or 'default'}) but is not: {error}"
             ) from error
     time = event.get_time() if attributes.get("time") else None
+    trace = event.get_extension("traceparent")
     return Signal(
         id=event.get_id(),
         source=event.get_source(),
@@ -135,4 +139,5 @@ def parse_signal(headers: Mapping[str, str], body: bytes) -> Signal:
         time=time if isinstance(time, datetime) else None,
         data=data,
         datacontenttype=event.get_datacontenttype(),
+        traceparent=trace if isinstance(trace, str) and _TRACEPARENT.fullmatch(trace) else None,
     )
