@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -45,7 +46,7 @@ EXAMPLES = REPO / "examples" / "cold-chain"
 NAMESPACE = "cold-chain"
 RUN = "check-container-msku-4471"
 AGENT = "cold-chain-monitor"
-FINAL_PHASES = {"Succeeded", "Failed", "BudgetExceeded", "Cancelled", "WaitingForApproval"}
+FINAL_PHASES = frozenset({"Succeeded", "Failed", "BudgetExceeded", "Cancelled", "WaitingForApproval"})
 JsonDict = dict[str, Any]
 
 
@@ -173,8 +174,13 @@ def script_model(llm: ScriptedLLM) -> None:
                 usage=(1980, 120),
             ),
             reply(
-                "The excursion is real; a technician dispatch is proposed and waits for approval.",
+                "The excursion is real: technician dispatch D-1001 is on its way, ETA 40 minutes.",
                 usage=(2100, 40),
+            ),
+            # The reflection step after the run: the lesson the agent's next run is told.
+            reply(
+                "A steady rise over 50 minutes is a real excursion; act on trends, not single spikes.",
+                usage=(900, 30),
             ),
         ],
         repeat_last=True,
@@ -221,7 +227,7 @@ def run_status(testbed: Testbed) -> JsonDict:
     return status
 
 
-def follow(testbed: Testbed, timeout: float = 180.0) -> JsonDict:
+def follow(testbed: Testbed, final: frozenset[str] = FINAL_PHASES, timeout: float = 180.0) -> JsonDict:
     """Print one progress line while the run moves; return its status once it stops moving."""
     deadline = time.monotonic() + timeout
     last = ""
@@ -236,10 +242,17 @@ def follow(testbed: Testbed, timeout: float = 180.0) -> JsonDict:
         if line != last:
             print(line, flush=True)
             last = line
-        if status.get("phase") in FINAL_PHASES:
+        if status.get("phase") in final:
             return status
         time.sleep(0.5)
     raise TimeoutError(f"the run did not finish within {timeout:.0f}s; last status: {run_status(testbed)}")
+
+
+def show_conditions(status: JsonDict) -> None:
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "Unknown":
+            head = f"condition {cond['type']}={cond['status']} ({cond.get('reason')})"
+            say(f"{head}: {cond.get('message', '')}")
 
 
 def show_trace(jaeger: Jaeger, trace_id: str) -> None:
@@ -310,14 +323,33 @@ def main() -> int:
         say(f"kubectl apply: AgentRun {RUN}")
         testbed.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "run.yaml"))
         status = follow(testbed)
-
-        print(testbed.kubectl("get", "agentrun", "-n", NAMESPACE, "-o", "wide").stdout, end="")
-        for cond in status.get("conditions") or []:
-            if cond.get("status") != "Unknown":
-                head = f"condition {cond['type']}={cond['status']} ({cond.get('reason')})"
-                say(f"{head}: {cond.get('message', '')}")
+        show_conditions(status)
         for pending in status.get("pendingApprovals") or []:
             say(f"waiting for approval: {json.dumps(pending)}")
+        say(f"calls at the stand-in services so far: {services.calls or 'none'}")
+        if status.get("phase") == "WaitingForApproval":
+            say(f"kubectl agency approve {RUN} -n {NAMESPACE}  (as the on-call approver)")
+            approve = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "kubectl-agency"),
+                    "approve",
+                    RUN,
+                    "-n",
+                    NAMESPACE,
+                    "--reason",
+                    "depot confirmed a technician is free",
+                ],
+                env=testbed.env(),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            print(f"   {(approve.stdout + approve.stderr).strip()}")
+            status = follow(testbed, FINAL_PHASES - {"WaitingForApproval"})
+            show_conditions(status)
+        print(testbed.kubectl("get", "agentrun", "-n", NAMESPACE, "-o", "wide").stdout, end="")
+        if status.get("result"):
+            say(f"result: {status['result']}")
         say(f"calls at the stand-in services: {services.calls or 'none'}")
         trace_id = status.get("traceId")
         if trace_id:
