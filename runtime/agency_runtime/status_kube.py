@@ -1,9 +1,10 @@
 """Live status: the run patches its own AgentRun's status after every step, so `kubectl get` shows progress.
 
 The run writes only what it knows best (steps, usage, trace id, its plan, the proposals waiting for a
-decision), as a JSON merge patch of the `status` subresource (its Role allows exactly that, for its own
-name). Phase and conditions stay the operator's. A patch that fails is logged and the next step's patch
-carries the newer state anyway; a status write never stops a run.
+decision and, at the end, the judge's verdict and the lesson it learned), as a JSON merge patch of the
+`status` subresource (its Role allows exactly that, for its own name). Phase and conditions stay the
+operator's. A patch that fails is logged and the next step's patch carries the newer state anyway; a
+status write never stops a run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 
 from agency_runtime.api.common import RunPhase
 from agency_runtime.api.common import Usage as ApiUsage
-from agency_runtime.api.run import MAX_PLAN
+from agency_runtime.api.run import MAX_JUDGE_REASON, MAX_LESSON, MAX_PLAN, JudgeVerdict
 from agency_runtime.approvals import pending_approval
 from agency_runtime.budget import Usage
 from agency_runtime.kube import KubeApiError, KubeClient, RunObject
@@ -63,7 +64,29 @@ def result_patch(result: RunResult) -> JsonDict:
         and "proposalId" in result.proposal
         else []
     )
-    return status_patch(result.steps, result.usage, result.trace_id, result.plan, pending)
+    patch = status_patch(result.steps, result.usage, result.trace_id, result.plan, pending)
+    if result.judge is not None:
+        patch["status"]["judge"] = judge_status(result.judge)
+    lesson = (result.reflection or {}).get("lesson")
+    if isinstance(lesson, str) and lesson.strip():
+        patch["status"]["lesson"] = _shorten(lesson.strip(), MAX_LESSON)
+    return patch
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def judge_status(verdict: JsonDict) -> JsonDict:
+    """The judge's verdict as `status.judge` (the reason shortened to what the API allows)."""
+    score = verdict.get("score")
+    scored = isinstance(score, int | float) and not isinstance(score, bool)
+    return JudgeVerdict(
+        scored=scored,
+        score=float(score) if scored else None,  # type: ignore[arg-type]
+        reason=_shorten(str(verdict.get("reason") or ""), MAX_JUDGE_REASON),
+        model=str(verdict.get("model") or "")[:256],
+    ).to_k8s()
 
 
 class KubeStatusReporter(StatusReporter):

@@ -14,7 +14,7 @@ from agency_runtime.api.common import RunPhase
 from agency_runtime.contract import MODEL_API_KEY
 from agency_runtime.journal_kube import head_name
 from agency_runtime.kube import RunObject
-from agency_runtime.loop import Progress, run_agent
+from agency_runtime.loop import Progress, RunResult, run_agent
 from agency_runtime.process import MEMORY_DIR, run_process
 from agency_runtime.runfile import RunFile, write_run_file
 from agency_runtime.status_kube import KubeStatusReporter
@@ -137,3 +137,46 @@ def test_a_run_whose_role_does_not_cover_its_journal_stops_saying_what_the_role_
     assert "the run's journal cannot be kept (kubernetes): 403 Forbidden" in err
     assert "journal needs the run's Role to allow agency_runtime.journal_kube.journal_rules" in err
     assert scripted_llm.requests("unused") == []
+
+
+def test_a_finished_run_shows_the_judges_verdict_and_its_lesson_in_status(
+    testbed: Testbed, identity: RunIdentity
+) -> None:
+    reporter = KubeStatusReporter(identity.client(), identity.run)
+    result = RunResult(
+        phase=RunPhase.SUCCEEDED,
+        reason="Completed",
+        message="done",
+        result="the queue is empty",
+        steps=1,
+        judge={
+            "scored": True,
+            "score": 0.75,
+            "reason": "right, but " + "slow " * 400,
+            "model": "openai/judge",
+        },
+        reflection={"note": "stored", "lesson": "Check the queue before the backlog. " * 40},
+    )
+
+    reporter.report(result)
+
+    status = _status(testbed, identity.run)
+    assert reporter.failures == 0, "the API server accepted the verdict and the lesson"
+    assert status["judge"]["scored"] is True
+    assert status["judge"]["score"] == 0.75
+    assert status["judge"]["model"] == "openai/judge"
+    assert status["judge"]["reason"].startswith("right, but slow")
+    assert len(status["lesson"]) == 600
+    assert status["lesson"].startswith("Check the queue before the backlog.")
+
+
+def test_an_unscored_verdict_shows_why_without_a_score(testbed: Testbed, identity: RunIdentity) -> None:
+    reporter = KubeStatusReporter(identity.client(), identity.run)
+    verdict = {"scored": False, "reason": "unscored: the judge model failed", "model": "openai/judge"}
+
+    reporter.report(RunResult(phase=RunPhase.FAILED, reason="ModelFailed", message="x", judge=verdict))
+
+    status = _status(testbed, identity.run)
+    assert reporter.failures == 0
+    assert status["judge"] == verdict
+    assert "lesson" not in status
