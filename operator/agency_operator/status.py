@@ -16,7 +16,7 @@ from agency_operator.kube import JsonDict
 from agency_runtime.api.common import RunPhase, Usage
 from agency_runtime.api.conditions import READY, get_condition, set_condition, to_k8s
 from agency_runtime.api.meta import plain
-from agency_runtime.api.run import MAX_RESULT
+from agency_runtime.api.run import MAX_JUDGE_REASON, MAX_LESSON, MAX_RESULT, JudgeVerdict
 
 
 def timestamp(moment: datetime) -> str:
@@ -96,8 +96,27 @@ def phase_of(result: Mapping[str, Any] | None) -> RunPhase:
     return phase if phase.finished else RunPhase.FAILED
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def judge_fields(verdict: Mapping[str, Any]) -> JsonDict:
+    """The runtime's judge verdict as `status.judge`: bounded to what the API accepts, so an odd verdict
+    can never make the whole status patch fail."""
+    score = verdict.get("score")
+    scored = isinstance(score, int | float) and not isinstance(score, bool) and 0 <= score <= 1
+    return JudgeVerdict(
+        scored=scored,
+        score=float(score) if scored else None,  # type: ignore[arg-type]
+        reason=_shorten(str(verdict.get("reason") or ""), MAX_JUDGE_REASON),
+        model=str(verdict.get("model") or "")[:256],
+    ).to_k8s()
+
+
 def result_fields(result: Mapping[str, Any]) -> JsonDict:
-    """The status fields the runtime's final result fills: steps, usage, trace id and the answer."""
+    """The status fields the runtime's final result fills: steps, usage, trace id, the answer, the judge's
+    verdict and the lesson reflection stored (so `kubectl get -o yaml` shows how the run was judged and
+    what its agent learned, even when the run could not patch its own status)."""
     fields: JsonDict = {"stepCount": int(result.get("steps", 0) or 0), "usage": usage_of(result).to_k8s()}
     trace = result.get("traceId")
     if isinstance(trace, str) and len(trace) == 32:
@@ -105,4 +124,11 @@ def result_fields(result: Mapping[str, Any]) -> JsonDict:
     answer = result.get("result")
     if isinstance(answer, str):
         fields["result"] = answer[:MAX_RESULT]
+    verdict = result.get("judge")
+    if isinstance(verdict, Mapping):
+        fields["judge"] = judge_fields(verdict)
+    reflection = result.get("reflection")
+    lesson = reflection.get("lesson") if isinstance(reflection, Mapping) else None
+    if isinstance(lesson, str) and lesson.strip():
+        fields["lesson"] = _shorten(lesson.strip(), MAX_LESSON)
     return fields

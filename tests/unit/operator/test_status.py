@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from agency_operator.status import StatusDraft, phase_of, result_fields
+from agency_runtime.api.run import MAX_JUDGE_REASON, MAX_LESSON, AgentRunStatus
 
 
 def test_unchanged_status_yields_no_patch() -> None:
@@ -56,3 +57,46 @@ def test_a_result_that_is_not_final_or_missing_means_failed() -> None:
     assert phase_of({"phase": "BudgetExceeded"}).value == "BudgetExceeded"
     assert phase_of({"phase": "Running"}).value == "Failed"
     assert phase_of(None).value == "Failed"
+
+
+def test_the_judges_score_and_the_lesson_of_a_finished_run_land_in_its_status() -> None:
+    fields = result_fields(
+        {
+            "phase": "Succeeded",
+            "steps": 2,
+            "judge": {"scored": True, "score": 0.8, "reason": "met the rubric", "model": "openai/judge"},
+            "reflection": {"note": "stored", "lesson": "  Check the cache before rebuilding it.  "},
+        }
+    )
+
+    assert fields["judge"] == {
+        "scored": True,
+        "score": 0.8,
+        "reason": "met the rubric",
+        "model": "openai/judge",
+    }
+    assert fields["lesson"] == "Check the cache before rebuilding it."
+
+
+def test_an_unscored_verdict_and_an_overlong_lesson_are_kept_within_what_the_api_accepts() -> None:
+    fields = result_fields(
+        {
+            "phase": "Failed",
+            "judge": {"scored": False, "reason": "x" * 5000, "model": "openai/judge"},
+            "reflection": {"note": "stored", "lesson": "y" * 5000},
+        }
+    )
+
+    assert fields["judge"]["scored"] is False
+    assert "score" not in fields["judge"]
+    assert len(fields["judge"]["reason"]) == MAX_JUDGE_REASON
+    assert fields["judge"]["reason"].endswith("...")
+    assert len(fields["lesson"]) == MAX_LESSON
+    AgentRunStatus.model_validate({"judge": fields["judge"], "lesson": fields["lesson"]})
+
+
+def test_a_run_without_judge_or_lesson_sets_neither() -> None:
+    fields = result_fields({"phase": "Succeeded", "reflection": {"note": "the model had nothing to learn"}})
+
+    assert "judge" not in fields
+    assert "lesson" not in fields
