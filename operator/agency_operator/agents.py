@@ -35,6 +35,7 @@ def agent_status(
 ) -> StatusDraft:
     """The agent's next status (pure): bound policy, Ready, daily budget, usage today, runs in flight."""
     draft = StatusDraft(current, agent.metadata.generation)
+    draft.set(skills=None)  # advertised again below only if the agent is Ready
     name = agent.metadata.name
     mine = [r for r in runs if r.spec.agent_ref.name == name]
     draft.set(runsInFlight=sum(1 for r in mine if not (r.status.phase and r.status.phase.finished)))
@@ -77,7 +78,14 @@ def agent_status(
         ready(draft, False, spent.reason, spent.message)
     else:
         ready(draft, True, "Ready", f"Governed by AgentPolicy {policy.metadata.name}; new runs start.")
+        advertise(draft, agent)
     return draft
+
+
+def advertise(draft: StatusDraft, agent: Agent) -> None:
+    """List the agent's skills in its status: only a Ready agent advertises (an agent that cannot run
+    now is not offered to others); every other path through `agent_status` leaves them out."""
+    draft.set(skills=[skill.name for skill in agent.spec.skills] or None)
 
 
 def reconcile_agent(kube: Kube, namespace: str, name: str) -> None:

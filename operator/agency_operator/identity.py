@@ -56,7 +56,7 @@ def build_role(run: Mapping[str, Any], children: Sequence[str] = ()) -> JsonDict
     - get its children (`children`): their names cannot be known in advance (derived from the tool
       call), so the operator adds each child's name when it sees the child (`grant_child`); a run never
       reads AgentRuns that are not its own or its children;
-    - list Agents (find_agents): discovery metadata of its namespace (skills, descriptions);
+    - get and list Agents (find_agents, agent cards): discovery metadata of its namespace;
     - create `signals` (publish_signal): the virtual resource the signal endpoint checks.
     """
     meta = run["metadata"]
@@ -73,7 +73,7 @@ def build_role(run: Mapping[str, Any], children: Sequence[str] = ()) -> JsonDict
                 "verbs": ["get"],
             },
             {"apiGroups": [GROUP], "resources": ["agentruns"], "verbs": ["create"]},
-            {"apiGroups": [GROUP], "resources": ["agents"], "verbs": ["list"]},
+            {"apiGroups": [GROUP], "resources": ["agents"], "verbs": ["get", "list"]},
             {"apiGroups": [GROUP], "resources": ["signals"], "verbs": ["create"]},
             {
                 "apiGroups": [GROUP],

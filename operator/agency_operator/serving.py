@@ -1,4 +1,4 @@
-"""The operator's own HTTP server: the CloudEvents signal endpoint (and what else outside clients ask).
+"""The operator's own HTTP server: the CloudEvents signal endpoint and the agents' A2A-style cards.
 
 Served in kopf's asyncio loop (aiohttp is kopf's own dependency) from a startup handler and stopped by a
 cleanup handler, only when `AGENCY_SIGNALS_PORT` is set. With a certificate and key it speaks TLS: the
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 from aiohttp import web
 
+from agency_operator import agentcards
 from agency_operator.settings import Settings
 from agency_operator.triggers.signals import app as signal_app
 from agency_operator.triggers.signals import kube as signal_kube
@@ -44,8 +45,11 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def build_app(client: httpx.AsyncClient, settings: Settings) -> web.Application:
-    """Every route the operator serves, talking to the API server through `client`."""
-    return signal_kube.build_kube_app(client, audience=settings.signals_audience)
+    """Every route the operator serves, talking to the API server through `client`: signals and agent
+    cards (both for tokens of the same audience)."""
+    app = signal_kube.build_kube_app(client, audience=settings.signals_audience)
+    agentcards.add_routes(app, client, settings.signals_audience)
+    return app
 
 
 async def start(settings: Settings) -> Server | None:

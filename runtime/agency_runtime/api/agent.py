@@ -486,6 +486,12 @@ class AgentStatus(StatusBase):
     last_run: LastRun | None = None
     """The most recently started run."""
 
+    skills: Annotated[
+        list[Annotated[str, Field(max_length=63)]], Field(max_length=32, json_schema_extra=k8s(list_set=True))
+    ] = Field(default_factory=list)
+    """The skills the agent advertises now: those of spec.skills while the agent is Ready (its runs can
+    start), none otherwise. Its agent card lists them with their descriptions."""
+
 
 _READY = '.status.conditions[?(@.type=="Ready")].status'
 

@@ -33,7 +33,7 @@ def test_generated_role_reaches_only_the_runs_own_objects() -> None:
         [
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
             {"apiGroups": ["agency.dev"], "resources": ["agentruns"], "verbs": ["create"]},
-            {"apiGroups": ["agency.dev"], "resources": ["agents"], "verbs": ["list"]},
+            {"apiGroups": ["agency.dev"], "resources": ["agents"], "verbs": ["get", "list"]},
             {"apiGroups": ["agency.dev"], "resources": ["signals"], "verbs": ["create"]},
         ],
         key=str,
