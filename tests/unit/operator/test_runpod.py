@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from operator_objects import RUN_UID, agent_obj, policy_obj, run_body, run_obj
 
@@ -102,3 +103,33 @@ def test_agent_may_override_image_and_resources() -> None:
     (container,) = build_pod(run_body(), agent, policy_obj(), env, settings)["spec"]["containers"]
     assert container["image"] == "custom:2"
     assert container["resources"] == {"limits": {"memory": "1Gi"}}
+
+
+def _signal_pod(settings: Settings) -> dict[str, Any]:
+    env = build_run_env(run_obj(), Budget(), pod_placement(settings), otlp_endpoint=None, trace_parent=None)
+    return build_pod(run_body(), agent_obj(), policy_obj(), env, settings)
+
+
+def test_a_pod_that_may_publish_signals_gets_the_url_and_a_second_token_for_the_endpoints_audience() -> None:
+    settings = Settings(
+        run_signal_url="https://agency-signals.agency-system.svc:443/namespaces/{namespace}/signals",
+        signals_audience="agency.dev/signals",
+    )
+    spec = _signal_pod(settings)["spec"]
+    projected = next(v for v in spec["volumes"] if v["name"] == "token")["projected"]["sources"]
+    tokens = [s["serviceAccountToken"] for s in projected if "serviceAccountToken" in s]
+    assert [t.get("audience") for t in tokens] == [None, "agency.dev/signals"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AGENCY_SIGNAL_URL"] == settings.run_signal_url
+    assert (
+        env["AGENCY_SIGNAL_TOKEN_FILE"] == f"/var/run/secrets/agency.dev/serviceaccount/{tokens[1]['path']}"
+    )
+
+
+def test_a_pod_without_a_signal_endpoint_gets_neither_url_nor_signal_token() -> None:
+    spec = _signal_pod(Settings(signals_port=8443))["spec"]  # Pods need the Service URL: none is given
+    projected = next(v for v in spec["volumes"] if v["name"] == "token")["projected"]["sources"]
+    assert len([s for s in projected if "serviceAccountToken" in s]) == 1
+    (container,) = spec["containers"]
+    assert not {e["name"] for e in container["env"]} & {"AGENCY_SIGNAL_URL", "AGENCY_SIGNAL_TOKEN_FILE"}
