@@ -4,7 +4,8 @@ Each step is one model call (journaled: intent, then the full answer) followed b
 for (each gated by the policy and journaled). The system prompt carries the agent's instructions, its
 current plan (revised by the model with `update_plan`) and the lessons kept in memory; the user message is
 the run's input. The run ends when the model answers without calling a tool (or calls `finish`), when a
-budget limit stops it, when a call needs approval, or when a call's outcome cannot be known.
+budget limit stops it, or when a call needs approval (also a destructive call whose outcome an earlier
+process did not record: it is not redone without an approver's say).
 
 Everything a step decides is in the journal, so a new process replays it: answered model calls and
 finished tool calls are read back, never made again.
@@ -45,6 +46,7 @@ from agency_runtime.reflection import recent_lessons
 from agency_runtime.rollback import Acted, acted_in, roll_back
 from agency_runtime.runfile import RunFile
 from agency_runtime.sidecall import SideCalls
+from agency_runtime.tools.approval import RequestApprovalTool
 from agency_runtime.tools.base import (
     CHILD_USAGE,
     JsonDict,
@@ -71,7 +73,6 @@ class Reason:
     COMPLETED = "Completed"
     BUDGET_EXCEEDED = "BudgetExceeded"
     APPROVAL_REQUIRED = "ApprovalRequired"
-    OUTCOME_UNKNOWN = "OutcomeUnknown"
     MODEL_FAILED = "ModelFailed"
 
 
@@ -419,6 +420,8 @@ class _Loop:
                 {"tool": call.name, "outcome": outcome.to_json(), "gate": gate.decision.value},
             )
             return outcome
+        if isinstance(tool, RequestApprovalTool):
+            return self._request_approval(key, call, arguments, gate.risk)
         if gate.decision is Decision.NOTIFY:
             return self._notify(key, call, gate)
         if gate.decision is Decision.PROPOSE:
@@ -490,36 +493,105 @@ class _Loop:
 
         A process started after a decision goes on: None when the call was approved (the caller makes
         it), the refusal the model reads when it was rejected or the proposal expired."""
+        verdict = self._held(key, call.name, call.arguments, gate.risk, gate.reason, callKey=key)
+        if verdict.outcome is Outcome.APPROVED:
+            return None
+        outcome = ToolOutcome.error(verdict.told_to_model())
+        self.ctx.journal.append(
+            Kind.RESULT,
+            key,
+            {"tool": call.name, "outcome": outcome.to_json(), "gate": verdict.outcome.value.lower()},
+        )
+        return outcome
+
+    def _request_approval(self, key: str, call: ToolCall, arguments: JsonDict, risk: Risk) -> ToolOutcome:
+        """`request_approval`: the model asks the approvers, in words, whether it may go on. It is always a
+        proposal, whatever the autonomy (it is the approval); the decision is the tool's result, and an
+        expired request counts as rejected."""
+        summary = str(arguments.get("summary", "")).strip()
+        details = str(arguments.get("details") or "").strip()
+        reason = f"the agent asks for approval: {summary}" + (f"\n\n{details}" if details else "")
+        verdict = self._held(key, call.name, call.arguments, risk, reason, callKey=key)
+        because = verdict.reason.strip() if verdict.reason else "(no reason given)"
+        if verdict.outcome is Outcome.APPROVED:
+            content = f"approved by {verdict.by}: {because}"
+        elif verdict.outcome is Outcome.REJECTED:
+            content = f"rejected by {verdict.by}: {because}"
+        else:
+            content = f"rejected: {because}"
+        outcome = ToolOutcome(content, data={"decision": verdict.outcome.value, "by": verdict.by})
+        self.ctx.journal.append(
+            Kind.RESULT,
+            key,
+            {"tool": call.name, "outcome": outcome.to_json(), "gate": f"request-{verdict.outcome.lower()}"},
+        )
+        return outcome
+
+    def _escalate_unknown(self, key: str, call: ToolCall, risk: Risk) -> ToolOutcome | None:
+        """A destructive call an earlier process started but did not record the end of: it may or may not
+        have taken effect, so it is not redone on the runtime's own authority but proposed to the approvers.
+
+        Approved: None (the caller makes the call again, with the same idempotency key). Rejected or
+        expired: the model is told it was not repeated and that its effect is unknown. Each lost attempt
+        gets its own proposal (keyed by how many times the call was started), so a decision is asked for
+        once and, once journaled, never again."""
+        attempt = sum(1 for r in self.replay.records if r.kind is Kind.INTENT and r.key == key)
+        ask = f"{key}/outcome-unknown-{attempt}"
+        reason = (
+            f"the process running this destructive call of {call.name} stopped before recording its outcome, "
+            "so it may or may not have taken effect. Approve: make the call again. Reject: do not repeat it "
+            "(the agent is told it was not repeated and that its effect is unknown)."
+        )
+        verdict = self._held(ask, call.name, call.arguments, risk, reason, callKey=key, outcomeUnknown=True)
+        if verdict.outcome is Outcome.APPROVED:
+            return None
+        because = f": {verdict.reason.rstrip('.')}" if verdict.reason else " (no reason given)"
+        why = (
+            verdict.reason.rstrip(".")
+            if verdict.outcome is Outcome.EXPIRED and verdict.reason
+            else f"making it again was rejected by {verdict.by}{because}"
+        )
+        outcome = ToolOutcome.error(
+            f"not repeated: this call was started by an earlier process that stopped before recording its "
+            f"outcome, so whether it took effect is unknown; {why}. Check its effect before relying on it, "
+            "and do not call it again unless you know it did not happen."
+        )
+        self.ctx.journal.append(
+            Kind.RESULT,
+            key,
+            {
+                "tool": call.name,
+                "outcome": outcome.to_json(),
+                "gate": f"outcome-unknown-{verdict.outcome.lower()}",
+            },
+        )
+        return outcome
+
+    def _held(self, key: str, tool: str, arguments: str, risk: Risk, reason: str, **extra: Any) -> Verdict:
+        """The decision on the proposal journaled under `key` (journaled now, once, if there is none); a
+        run still waiting for it stops WaitingForApproval, showing the proposal."""
         existing = self.replay.proposals.get(key)
         if existing is not None:
             proposal = existing.data
             verdict = self._verdict(key, proposal)
-            if verdict.outcome is Outcome.APPROVED:
-                return None
             if verdict.outcome is not Outcome.WAITING:
-                outcome = ToolOutcome.error(verdict.told_to_model())
-                self.ctx.journal.append(
-                    Kind.RESULT,
-                    key,
-                    {"tool": call.name, "outcome": outcome.to_json(), "gate": verdict.outcome.value.lower()},
-                )
-                return outcome
+                return verdict
         else:
             proposal = {
                 "proposalId": f"p-{uuid.uuid4().hex[:12]}",
-                "tool": call.name,
-                "arguments": call.arguments,
-                "risk": gate.risk.value,
-                "reason": gate.reason,
+                "tool": tool,
+                "arguments": arguments,
+                "risk": risk.value,
+                "reason": reason,
                 "requestedAt": self.ctx.clock(),
-                "callKey": key,
+                **extra,
             }
             self.ctx.journal.append(Kind.PROPOSAL, key, proposal)
         raise _Stop(
             self._end(
                 RunPhase.WAITING_FOR_APPROVAL,
                 Reason.APPROVAL_REQUIRED,
-                f"tool call {call.name} waits for approval: {gate.reason}",
+                f"tool call {tool} waits for approval: {reason}",
                 proposal=proposal,
             )
         )
@@ -528,24 +600,9 @@ class _Loop:
         ctx = self.ctx
         dangling = self.replay.dangling(key)
         if dangling is not None and risk is Risk.DESTRUCTIVE:
-            ctx.journal.append(
-                Kind.EVENT, f"{key}/outcome-unknown", {"tool": call.name, "arguments": call.arguments}
-            )
-            raise _Stop(
-                self._end(
-                    RunPhase.FAILED,
-                    Reason.OUTCOME_UNKNOWN,
-                    f"the destructive tool call {call.name} ({key}) was started by an earlier process that "
-                    "stopped before recording its outcome; it is not repeated. Check its effect, then decide "
-                    "how to go on.",
-                    proposal={
-                        "tool": call.name,
-                        "arguments": call.arguments,
-                        "risk": risk.value,
-                        "callKey": key,
-                    },
-                )
-            )
+            refused = self._escalate_unknown(key, call, risk)
+            if refused is not None:
+                return refused
         idempotency_key = (
             str(dangling.data["idempotencyKey"]) if dangling is not None else f"{ctx.run_id}/{key}"
         )

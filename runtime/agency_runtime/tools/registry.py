@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from agency_runtime.api.agent import AgentSpec, BuiltinTool, MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec
 from agency_runtime.kube import KubeClient, RunObject
+from agency_runtime.tools.approval import RequestApprovalTool
 from agency_runtime.tools.base import JsonDict, Tool
 from agency_runtime.tools.delegate import DelegateTool
 from agency_runtime.tools.discovery import FindAgentsTool
@@ -17,8 +18,6 @@ from agency_runtime.tools.memory import MemoryReadTool, MemoryStore, MemoryWrite
 from agency_runtime.tools.plan import FinishTool, UpdatePlanTool
 from agency_runtime.tools.signal import SIGNAL_URL, PublishSignalTool, SignalEndpoint
 
-#: Built-ins this runtime does not provide yet; an Agent that lists them runs without them.
-NOT_YET = frozenset({BuiltinTool.REQUEST_APPROVAL})
 #: Built-ins that act in the cluster as the run, so they need its token.
 NEEDS_KUBE = frozenset({BuiltinTool.KUBERNETES, BuiltinTool.FIND_AGENTS, BuiltinTool.DELEGATE})
 WITHOUT_CLUSTER = (
@@ -92,10 +91,8 @@ def build_registry(
             )
         elif spec.builtin is BuiltinTool.MEMORY:
             continue  # memory tools come from spec.memory below
-        elif spec.builtin in NOT_YET:
-            registry.skipped.append(
-                f"{spec.name}: built-in {spec.builtin.value} is not supported by this runtime yet"
-            )
+        elif spec.builtin is BuiltinTool.REQUEST_APPROVAL:
+            registry.add(RequestApprovalTool(spec.name, spec.description))
         elif spec.builtin is BuiltinTool.PUBLISH_SIGNAL:
             if signals is None:
                 registry.skipped.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from agency_runtime.api.agent import AgentSpec
 from agency_runtime.api.policy import AgentPolicySpec
+from agency_runtime.api.run import Approval, Decision
 from agency_runtime.contract import Budget
 from agency_runtime.journal import Journal, JsonDict, Kind, Record
 from agency_runtime.journal_file import FileJournal
@@ -101,6 +103,7 @@ class Runner:
         journal: Journal | None = None,
         traceparent: str | None = None,
         clock: Callable[[], float] = time.time,
+        approvals: dict[str, Approval] | None = None,
     ) -> RunContext:
         from agency_runtime.runfile import RunFile
 
@@ -121,6 +124,7 @@ class Runner:
             memory=memory,
             traceparent=traceparent,
             clock=clock,
+            approvals=approvals or {},
         )
 
     def run(self, spec: AgentSpec, **kwargs: Any) -> RunResult:
@@ -142,3 +146,11 @@ class Runner:
 def tool_messages(body: JsonDict) -> list[str]:
     """The contents of the tool results a model request carried, in order."""
     return [str(m["content"]) for m in body["messages"] if m["role"] == "tool"]
+
+
+def decision(proposal_id: str, decided: str, by: str, reason: str | None = None) -> dict[str, Approval]:
+    """spec.approvals as the runtime reads it: one decision (`Approved` or `Rejected`) on `proposal_id`."""
+    approval = Approval(
+        proposal_id=proposal_id, decision=Decision(decided), by=by, reason=reason, at=datetime.now(UTC)
+    )
+    return {proposal_id: approval}

@@ -108,7 +108,7 @@ def test_an_idempotent_call_cut_off_before_its_result_is_retried_with_the_same_i
     assert len(endpoint.effects) == 1, "the endpoint applied it once"
 
 
-def test_a_destructive_call_whose_outcome_is_unknown_is_not_redone_and_the_run_asks_for_attention(
+def test_a_destructive_call_whose_outcome_is_unknown_is_not_redone_but_proposed_for_approval(
     scripted_llm: ScriptedLLM, runner: Runner, endpoint: CountingEndpoint
 ) -> None:
     scripted_llm.script(
@@ -121,12 +121,15 @@ def test_a_destructive_call_whose_outcome_is_unknown_is_not_redone_and_the_run_a
     crashing.close()
 
     result = runner.run(spec)
+    again = runner.run(spec)
 
-    assert result.phase is RunPhase.FAILED
-    assert result.reason == "OutcomeUnknown"
-    assert "not repeated" in result.message
+    assert result.phase is RunPhase.WAITING_FOR_APPROVAL
     assert result.proposal is not None
     assert result.proposal["tool"] == "http_request"
+    assert "stopped before recording its outcome" in result.proposal["reason"]
+    assert "Approve: make the call again. Reject: do not repeat it" in result.proposal["reason"]
+    assert again.proposal is not None
+    assert again.proposal["proposalId"] == result.proposal["proposalId"], "asked once, still waiting"
     assert len(endpoint.requests) == 1
     assert len(scripted_llm.requests("post")) == 1
 
