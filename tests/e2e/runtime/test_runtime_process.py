@@ -96,6 +96,36 @@ def test_an_idempotent_call_killed_in_flight_is_retried_with_its_key_and_applied
     assert len(scripted_llm.requests("inflight")) == 2
 
 
+def test_a_destructive_call_killed_in_flight_is_not_redone_but_waits_for_an_approver(
+    scripted_llm: ScriptedLLM, endpoint: CountingEndpoint, tmp_path: Path, start_runtime: Start
+) -> None:
+    scripted_llm.script(
+        "lost-post",
+        [
+            reply(tool_calls=[call("http_request", {"method": "POST", "url": f"{endpoint.url}/pay"})]),
+            reply("paid"),
+        ],
+    )
+    run = RunSetup(tmp_path)
+    run.write(agent(scripted_llm.base_url, "lost-post", tools=[http_tool("127.0.0.1")]), "pay the invoice")
+    endpoint.hold_requests()
+
+    first = start_runtime(run.env())
+    endpoint.wait_for_requests(1, timeout=60)
+    first.kill()
+    endpoint.release()
+    waiting = start_runtime(run.env()).result()
+    still = start_runtime(run.env()).result()
+
+    assert (waiting["phase"], waiting["reason"]) == ("WaitingForApproval", "ApprovalRequired")
+    proposal = waiting["proposal"]
+    assert proposal["tool"] == "http_request"
+    assert "stopped before recording its outcome" in proposal["reason"]
+    assert still["proposal"]["proposalId"] == proposal["proposalId"], "asked once, not again per process"
+    assert len(endpoint.requests) == 1, "the lost call was not made again"
+    assert len(scripted_llm.requests("lost-post")) == 1
+
+
 def test_of_two_processes_of_one_run_the_older_is_fenced_and_reports_nothing(
     scripted_llm: ScriptedLLM, tmp_path: Path, start_runtime: Start
 ) -> None:
