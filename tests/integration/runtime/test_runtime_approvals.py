@@ -47,10 +47,15 @@ def _script(scripted_llm: ScriptedLLM, conversation: str, endpoint: CountingEndp
 
 
 def _run(
-    runner: Runner, identity: RunIdentity, conversation: str, base_url: str, governed: AgentPolicySpec
+    runner: Runner,
+    identity: RunIdentity,
+    conversation: str,
+    base_url: str,
+    governed: AgentPolicySpec,
+    tools: list[dict[str, Any]] | None = None,
 ) -> RunResult:
     """One runtime process for the run: decisions read with the run's token, status patched with it."""
-    spec = agent(base_url, conversation, tools=[http_tool("127.0.0.1")])
+    spec = agent(base_url, conversation, tools=tools if tools is not None else [http_tool("127.0.0.1")])
     client = identity.client()
     reporter = KubeStatusReporter(client, identity.run)
     ctx = runner.context(spec, policy=governed, run_id=identity.run.uid)
@@ -229,3 +234,38 @@ def test_a_decision_by_someone_the_policy_does_not_name_is_ignored_with_a_notice
     ]
     assert len(notices) == 1
     assert f"a decision by {user} is ignored" in notices[0]
+
+
+def test_an_agent_asks_for_approval_in_words_and_reads_the_approvers_decision(
+    testbed: Testbed,
+    scripted_llm: ScriptedLLM,
+    runner: Runner,
+    endpoint: CountingEndpoint,
+    identity: RunIdentity,
+    tmp_path: Path,
+) -> None:
+    ask = {"summary": "Rotate the database password", "details": "Three apps restart during the rotation."}
+    scripted_llm.script(
+        "ask", [reply(tool_calls=[call("request_approval", ask)]), reply("rotation scheduled")]
+    )
+    governed = _governed(endpoint, identity.run.namespace)
+    asking = [{"name": "request_approval", "builtin": "request_approval"}]
+    waiting = _run(runner, identity, "ask", scripted_llm.base_url, governed, asking)
+    assert waiting.phase is RunPhase.WAITING_FOR_APPROVAL
+    assert waiting.proposal is not None
+    (pending,) = _agent_run(testbed, identity)["status"]["pendingApprovals"]
+    assert (pending["proposalId"], pending["tool"]) == (waiting.proposal["proposalId"], "request_approval")
+    assert pending["reason"].startswith("the agent asks for approval: Rotate the database password")
+
+    user, token = create_person(
+        testbed, identity.run.namespace, "approver", tmp_path, verbs=["get", "patch", "approve"]
+    )
+    response = _decide(
+        testbed, token, identity, waiting.proposal["proposalId"], "Approved", user, "Do it tonight."
+    )
+    assert response.status_code == 200, response.text
+    resumed = _run(runner, identity, "ask", scripted_llm.base_url, governed, asking)
+
+    assert (resumed.phase, resumed.result) == (RunPhase.SUCCEEDED, "rotation scheduled")
+    assert tool_messages(scripted_llm.requests("ask")[1]) == [f"approved by {user}: Do it tonight."]
+    assert _agent_run(testbed, identity)["status"]["pendingApprovals"] == []
