@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agency_operator.kube import Kube, path_for
-from agency_operator.resolve import matches, policy_for
+from agency_operator.resolve import is_delegated, matches, policy_for
 from agency_operator.settings import Settings
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.common import RunBudget
@@ -58,7 +58,7 @@ def check_run(run: AgentRun, agent: Agent, policy: AgentPolicy) -> list[str]:
     """
     del agent  # the policy is already the agent's; nothing else of it decides a run's admission
     asked: RunBudget | None = run.spec.budget
-    if asked is None:
+    if asked is None or is_delegated(run):  # a delegated budget is a ceiling, clamped by the operator
         return []
     limits = policy.spec.budgets.per_run
     problems = []

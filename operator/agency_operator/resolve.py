@@ -15,7 +15,7 @@ from functools import lru_cache
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.common import RunBudget
 from agency_runtime.api.policy import AgentPolicy, LabelSelector
-from agency_runtime.api.run import AgentRun
+from agency_runtime.api.run import AgentRun, TriggerType
 from agency_runtime.contract import Budget
 
 
@@ -148,10 +148,22 @@ _BUDGET_FIELDS = (
 )
 
 
+def is_delegated(run: AgentRun) -> bool:
+    """Whether another run created this one through the delegate tool."""
+    trigger = run.spec.trigger
+    return trigger is not None and trigger.type == TriggerType.DELEGATION
+
+
 def run_budget(run: AgentRun, policy: AgentPolicy) -> Budget | Refusal:
-    """The budget the runtime enforces: the policy's per-run limits, lowered (never raised) by the run's."""
+    """The budget the runtime enforces: the policy's per-run limits, lowered (never raised) by the run's.
+
+    A delegated run's budget is a ceiling carved from its parent's remaining budget, not a request: it is
+    clamped to the child's own policy instead of refused, so delegation never fails on the child's policy
+    being stricter than the parent's."""
     policy_budget = budget_of(policy.spec.budgets.per_run)
     asked = budget_of(run.spec.budget)
+    if is_delegated(run):
+        return policy_budget.tighten(asked)
     for attr, wire in _BUDGET_FIELDS:
         mine, limit = getattr(asked, attr), getattr(policy_budget, attr)
         if mine is not None and limit is not None and mine > limit:

@@ -141,3 +141,11 @@ def test_self_signed_certificate_serves_tls_for_the_advertised_ip_and_name(tmp_p
 def test_webhook_is_off_unless_a_port_is_set(env: dict[str, str], port: int, host: str | None) -> None:
     settings = Settings.from_env(env)
     assert (settings.webhook_port, settings.webhook_host) == (port, host)
+
+
+def test_delegated_run_is_admitted_since_its_budget_is_a_ceiling_the_operator_clamps() -> None:
+    policy = policy_obj(budgets={"perRun": {"maxTokens": 50000}})
+    delegated = run_obj(
+        budget={"maxTokens": 100000}, parentRunRef={"name": "parent"}, trigger={"type": "Delegation"}
+    )
+    assert check_run(delegated, agent_obj(), policy) == []

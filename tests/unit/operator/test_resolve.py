@@ -89,3 +89,13 @@ def test_run_budget_above_the_policys_is_a_permanent_refusal() -> None:
     assert refusal.permanent
     assert refusal.reason == "BudgetAbovePolicy"
     assert "spec.budget.maxCostUSD=2.0" in refusal.message
+
+
+def test_delegated_run_budget_above_the_childs_policy_is_clamped_not_refused() -> None:
+    delegated = run_obj(
+        budget={"maxTokens": 9000, "maxCostUSD": 2.0},
+        parentRunRef={"name": "parent"},
+        trigger={"type": "Delegation"},
+    )
+    budget = run_budget(delegated, policy_obj(budgets={"perRun": {"maxTokens": 1000, "maxCostUSD": 0.5}}))
+    assert budget == Budget(max_tokens=1000, max_cost_usd=0.5, max_steps=50, max_wall_seconds=900)
