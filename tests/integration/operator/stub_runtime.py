@@ -6,7 +6,8 @@ environment it was given (`env.json` in its working folder, for tests to assert)
 run's input says — a JSON object:
 
 - `{"wait": true}`: wait until a file named `release` appears in the working folder;
-- `{"phase": "Succeeded", "steps": 2, "usage": {...}, "result": "..."}`: the final result to report;
+- `{"phase": "Succeeded", "steps": 2, "usage": {...}, "result": "..."}`: the final result to report
+  (`judge` and `reflection` are passed on as given);
 - `{"exit": 3}`: exit with that code without reporting a result;
 - `{"phase": "WaitingForApproval", "proposal": {"proposalId": "p1"}, "afterApproval": {...}}`: stop waiting
   for a decision; a later process of the same run behaves as `afterApproval` says.
@@ -47,8 +48,9 @@ def main() -> int:
         "usage": ask.get("usage", {"inputTokens": 10, "outputTokens": 5, "costUSD": 0.001}),
         "traceId": ask.get("traceId", "0123456789abcdef0123456789abcdef"),
     }
-    if "proposal" in ask:
-        result["proposal"] = ask["proposal"]
+    for passed_on in ("proposal", "judge", "reflection"):
+        if passed_on in ask:
+            result[passed_on] = ask[passed_on]
     line = json.dumps(result, sort_keys=True)
     print(line, flush=True)
     Path(os.environ["AGENCY_RESULT_FILE"]).write_text(line)
