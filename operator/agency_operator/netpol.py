@@ -1,4 +1,5 @@
-"""A NetworkPolicy per run: egress only where the policy allows, plus DNS, the API, the model and OTLP.
+"""A NetworkPolicy per run: egress only where the policy allows, plus DNS, the API, the model, OTLP and
+the operator's signal endpoint.
 
 Selecting the run's Pod with both policy types and no ingress rules denies all ingress and every egress
 not listed. NetworkPolicy speaks addresses, not host names: a rule naming hosts (and a model or OTLP
@@ -84,6 +85,22 @@ def policy_rules(policy: AgentPolicy) -> list[JsonDict]:
     return rules
 
 
+def signals_rule(namespace: str | None, labels: Sequence[tuple[str, str]], port: int) -> JsonDict | None:
+    """The operator's signal endpoint, by its Pods (a Service's port is translated to the Pod's before
+    NetworkPolicy sees it, so the rule names the Pods and the container port)."""
+    if not namespace or not labels or not port:
+        return None
+    return {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "podSelector": {"matchLabels": dict(labels)},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": port}],
+    }
+
+
 def build_network_policy(
     run: Mapping[str, Any],
     agent: Agent,
@@ -91,11 +108,14 @@ def build_network_policy(
     *,
     otlp_endpoint: str | None,
     api_endpoints: Sequence[tuple[str, int]],
+    signals: JsonDict | None = None,
 ) -> JsonDict:
-    """Default deny for the run's Pod, then exactly the egress it needs and its policy allows."""
+    """Default deny for the run's Pod, then exactly the egress it needs and its policy allows (`signals`:
+    the rule to the signal endpoint, when runs may publish)."""
     meta = run["metadata"]
     egress: list[JsonDict] = [dns_rule()]
     for rule in (
+        signals,
         api_rule(api_endpoints),
         # No api_base: the provider's public HTTPS endpoint, whose addresses no NetworkPolicy can name.
         endpoint_rule(agent.spec.model.api_base) if agent.spec.model.api_base else https_anywhere(),

@@ -33,7 +33,7 @@ from agency_operator.executors import Executor, Launch, Observation, Progress
 from agency_operator.identity import ensure_identity, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
-from agency_operator.netpol import build_network_policy
+from agency_operator.netpol import build_network_policy, signals_rule
 from agency_operator.resolve import Refusal, check_agent, policy_for, run_budget
 from agency_operator.runfile import build_run_file
 from agency_operator.settings import Settings
@@ -238,6 +238,11 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
             policy,
             otlp_endpoint=ctx.settings.otlp_endpoint,
             api_endpoints=ctx.api_endpoints,
+            signals=signals_rule(
+                ctx.settings.signals_peer_namespace,
+                ctx.settings.signals_peer_labels,
+                ctx.settings.signals_port if ctx.settings.signals_url_for_runs() else 0,
+            ),
         ),
     )
     grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"

@@ -56,6 +56,16 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
 
+def _labels(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for part in _list(env, name):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise SettingsError(f"{name}: {part!r} is not key=value")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "")
     return Path(raw) if raw else None
@@ -106,6 +116,10 @@ class Settings:
     #: The signal endpoint's URL as runs reach it (`{namespace}` is filled in by the runtime). Unset: the
     #: local executor's runs use 127.0.0.1 and the signals port; Pod runs get none (publishing is off).
     run_signal_url: str | None = None
+    #: Where the signal endpoint's Pods are, so a run Pod's NetworkPolicy lets it reach them: the
+    #: operator's namespace and its Pods' labels (`k=v,k=v`). Unset: no such egress rule (local runs).
+    signals_peer_namespace: str | None = None
+    signals_peer_labels: tuple[tuple[str, str], ...] = ()
     #: The validating admission webhook (admission.py): its port (0 = not served), the address it listens
     #: on, and the host the apiserver dials (empty: the address; in a cluster the webhook Service's name).
     webhook_port: int = 0
@@ -181,6 +195,8 @@ class Settings:
             signals_tls_cert_file=_path(env, "AGENCY_SIGNALS_TLS_CERT_FILE"),
             signals_tls_key_file=_path(env, "AGENCY_SIGNALS_TLS_KEY_FILE"),
             run_signal_url=env.get("AGENCY_RUN_SIGNAL_URL") or None,
+            signals_peer_namespace=env.get("AGENCY_SIGNALS_PEER_NAMESPACE") or None,
+            signals_peer_labels=_labels(env, "AGENCY_SIGNALS_PEER_LABELS"),
             webhook_port=_int(env, "AGENCY_WEBHOOK_PORT", defaults.webhook_port),
             webhook_addr=env.get("AGENCY_WEBHOOK_ADDR") or defaults.webhook_addr,
             webhook_host=env.get("AGENCY_WEBHOOK_HOST") or None,

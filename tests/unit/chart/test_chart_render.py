@@ -290,6 +290,10 @@ def test_operator_serves_signals_where_the_chart_says_and_tells_runs_the_service
     assert settings.signals_url_for_runs() == (
         f"https://agency-signals.{NAMESPACE}.svc:443/namespaces/{{namespace}}/signals"
     )
+    pod_labels = only(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert settings.signals_peer_namespace == NAMESPACE
+    assert settings.signals_peer_labels, "run Pods' NetworkPolicies name the operator's Pods"
+    assert all(pod_labels.get(key) == value for key, value in settings.signals_peer_labels)
 
 
 def test_signals_switched_off_are_not_served_and_runs_get_no_url() -> None:

@@ -4,7 +4,7 @@ from typing import Any
 
 from operator_objects import RUN_UID, agent_obj, policy_obj, run_body
 
-from agency_operator.netpol import build_network_policy, endpoint_rule
+from agency_operator.netpol import build_network_policy, endpoint_rule, signals_rule
 
 
 def _peers(rule: dict[str, Any]) -> list[str]:
@@ -65,3 +65,26 @@ def test_endpoint_rule_reads_scheme_default_ports() -> None:
         "to": [{"ipBlock": {"cidr": "2001:db8::1/128"}}],
         "ports": [{"protocol": "TCP", "port": 9443}],
     }
+
+
+def test_a_run_that_may_publish_signals_may_reach_the_operators_pods_on_the_signal_port_only() -> None:
+    peer = signals_rule("agency-system", [("app.kubernetes.io/component", "operator")], 8443)
+    netpol = build_network_policy(
+        run_body(), agent_obj(), policy_obj(), otlp_endpoint=None, api_endpoints=[], signals=peer
+    )
+    assert peer in netpol["spec"]["egress"]
+    assert peer == {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "agency-system"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/component": "operator"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 8443}],
+    }
+
+
+def test_without_a_signal_endpoint_or_its_pods_there_is_no_rule_for_it() -> None:
+    assert signals_rule(None, [("a", "b")], 8443) is None
+    assert signals_rule("agency-system", [], 8443) is None
+    assert signals_rule("agency-system", [("a", "b")], 0) is None
