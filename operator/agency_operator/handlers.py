@@ -49,7 +49,13 @@ def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
 def _schedule(memo: Any, namespace: str | None, name: str | None) -> None:
     ctx = _context(memo)
     with ctx.metrics.reconciling("AgentSchedule"), ctx.lock(f"schedule/{namespace}/{name}"):
-        schedules.reconcile_schedule(ctx.kube, namespace or "", name or "", memo.clock)
+        schedules.reconcile_schedule(
+            ctx.kube,
+            namespace or "",
+            name or "",
+            memo.clock,
+            lambda step: runs.crash_point(ctx.settings, step),
+        )
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:

@@ -65,7 +65,7 @@ def schedule_status(schedule: AgentSchedule, current: JsonDict | None, problems:
     return draft
 
 
-def _carry_out(kube: Kube, namespace: str, plan: CronPlan) -> None:
+def _carry_out(kube: Kube, namespace: str, plan: CronPlan, crash: Callable[[str], None]) -> None:
     """Steps 1-3 of the plan: cancel, create (AlreadyExists is success), prune."""
     runs = path_for(API_VERSION, "agentruns", namespace)
     for name in plan.cancel:
@@ -76,11 +76,23 @@ def _carry_out(kube: Kube, namespace: str, plan: CronPlan) -> None:
         except KubeError as error:
             if not error.conflict:  # 409: this slot's run exists (a restart or another replica made it)
                 raise
+        crash("schedule-run-created")  # test hook: die before the slot is recorded in status
     for name in plan.prune:
         kube.delete(f"{runs}/{name}")
 
 
-def reconcile_schedule(kube: Kube, namespace: str, name: str, clock: Clock = real_clock) -> None:
+def _no_crash(step: str) -> None:
+    return None
+
+
+def reconcile_schedule(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    clock: Clock = real_clock,
+    crash: Callable[[str], None] = _no_crash,
+) -> None:
+    """One level-based step of the schedule; `crash` is the integration tests' hook (`runs.crash_point`)."""
     path = path_for(API_VERSION, "agentschedules", namespace, name)
     body = kube.get_or_none(path)
     if body is None or body["metadata"].get("deletionTimestamp"):
@@ -92,7 +104,7 @@ def reconcile_schedule(kube: Kube, namespace: str, name: str, clock: Clock = rea
     if not problems:
         owned = kube.list(path_for(API_VERSION, "agentruns", namespace), f"{SCHEDULE_LABEL}={name}")
         plan = plan_cron_step(schedule, owned, clock())
-        _carry_out(kube, namespace, plan)
+        _carry_out(kube, namespace, plan, crash)
         draft.set(**plan.status)
         notes = [(e.type, e.reason, e.message) for e in plan.events]
     patch = draft.patch()

@@ -184,3 +184,43 @@ def test_schedule_with_an_invalid_cron_says_so_in_its_ready_condition(
     assert cond["status"] == "False"
     assert "spec.cron" in cond["message"]
     assert _run_names(testbed, namespace) == []
+
+
+def test_an_operator_killed_between_starting_a_slots_run_and_recording_it_starts_no_second_run(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str, tmp_path: Path
+) -> None:
+    clock = Clock(tmp_path / "clock")
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace))
+    env = {
+        **STUB_ENV,
+        "AGENCY_TEST_CLOCK_FILE": str(clock.path),
+        "AGENCY_TEST_CRASH_AFTER": "schedule-run-created",
+    }
+    first = operator.start(executor="local", env=env)
+    apply(kubectl, _schedule(namespace, "Allow", {"phase": "Succeeded"}))
+    slot = clock.first_slot
+    wait_for(lambda: not first.alive(), 60, "the operator to die right after creating the slot's run")
+    assert _run_names(testbed, namespace) == [_run_name(slot)]
+    assert "lastScheduleTime" not in _schedule_status(testbed, namespace), "it died before recording it"
+
+    _start(operator, clock)
+    _wait_scheduled(testbed, namespace, slot)
+    assert _run_names(testbed, namespace) == [_run_name(slot)]
+
+
+def test_two_operator_replicas_start_one_run_per_slot(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str, tmp_path: Path
+) -> None:
+    clock = Clock(tmp_path / "clock")
+    _setup(kubectl, namespace, _schedule(namespace, "Allow", {"phase": "Succeeded"}))
+    replicas = [_start(operator, clock), _start(operator, clock)]
+    slot = clock.first_slot
+    _wait_scheduled(testbed, namespace, slot)
+    clock.set(slot + timedelta(seconds=90))
+    _wait_scheduled(testbed, namespace, slot + timedelta(minutes=1))
+    wait_for(
+        lambda: all(r.reconciles("AgentSchedule") >= 3 for r in replicas),
+        30,
+        "both replicas to have stepped the schedule",
+    )
+    assert _run_names(testbed, namespace) == [_run_name(slot), _run_name(slot + timedelta(minutes=1))]
