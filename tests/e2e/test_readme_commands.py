@@ -16,6 +16,7 @@ written, against a run of the same agent pointed at the scripted model (as `make
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -180,7 +181,8 @@ class Shell:
             start_new_session=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -211,6 +213,12 @@ class Shell:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        # The reader ends when every writer of the pipe is gone; then the pipes can be closed.
+        self.reader.join(10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()
 
 
 @pytest.fixture
