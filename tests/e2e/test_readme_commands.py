@@ -56,14 +56,18 @@ README_COMMANDS: dict[str, list[str]] = {
     'eval "$(make -s testbed)"': [TOUR_TEST],
     "kubectl apply --server-side -f crds/": [TOUR_TEST],
     "kubectl create namespace cold-chain": [TOUR_TEST],
-    "AGENCY_EXECUTOR=local .venv/bin/python -m agency_operator --namespace cold-chain &": [TOUR_TEST],
+    (
+        "AGENCY_EXECUTOR=local .venv/bin/python -m agency_operator --namespace cold-chain"
+        " > /tmp/agency-operator.log 2>&1 &"
+    ): [TOUR_TEST],
     "kubectl apply -n cold-chain -f examples/cold-chain/policy.yaml -f examples/cold-chain/agent.yaml": [
         TOUR_TEST
     ],
     "kubectl get agents -n cold-chain": [TOUR_TEST],
-    "kubectl create secret generic model-credentials -n cold-chain --from-literal=anthropic-api-key=...": [
-        TOUR_TEST
-    ],
+    (
+        "kubectl create secret generic model-credentials -n cold-chain"
+        " --from-literal=anthropic-api-key=... --from-literal=openai-api-key=..."
+    ): [TOUR_TEST],
     'kubectl agency run cold-chain-monitor -n cold-chain --input "Container MSKU-4471 reported 9.3 °C"': [
         TOUR_TEST
     ],
