@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agency_testbed.cluster import Kubectl, Testbed
+from agency_testbed.procs import wait_until
 
 pytest_plugins = [
     "agency_testbed.fixtures_llm",
@@ -86,7 +87,19 @@ def agency_crds(testbed: Testbed) -> list[str]:
     out = testbed.kubectl("get", *args, "-o", "name").stdout.split()
     crds = [n for n in out if n.startswith("customresourcedefinition")]  # beside them: admission policies
     testbed.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds)
-    return [n.split("/", 1)[1] for n in crds]
+    names = [n.split("/", 1)[1] for n in crds]
+    plurals = [name.split(".", 1)[0] for name in names]
+
+    def served_and_documented() -> bool:
+        # `api-resources` refreshes kubectl's discovery cache; `explain` needs the OpenAPI document, which
+        # the apiserver publishes a moment after the CRD is Established.
+        listed = testbed.kubectl("api-resources", "--api-group=agency.dev", "-o", "name", check=False).stdout
+        if not all(f"{plural}.agency.dev" in listed.split() for plural in plurals):
+            return False
+        return all(testbed.kubectl("explain", plural, check=False).returncode == 0 for plural in plurals)
+
+    wait_until(served_and_documented, 60, "the agency.dev kinds in discovery and OpenAPI")
+    return names
 
 
 @pytest.fixture(scope="session")

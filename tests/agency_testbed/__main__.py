@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             existing = Testbed.start(folder)
             print(f"testbed up: {existing.server} (logs in {folder / 'logs'})", file=sys.stderr)
         print(f"export KUBECONFIG={existing.kubeconfig}")
+        print(f"export KUBECACHEDIR={existing.folder / 'kube-cache'}")
         print(f"export PATH={existing.bin_dir}:$PATH")
         return 0
     try:

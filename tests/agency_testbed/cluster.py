@@ -149,6 +149,7 @@ class Testbed:
         return dict(
             os.environ,
             KUBECONFIG=str(self.kubeconfig),
+            KUBECACHEDIR=str(self.folder / "kube-cache"),
             PATH=f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
         )
 
@@ -156,7 +157,15 @@ class Testbed:
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60.0
     ) -> subprocess.CompletedProcess[str]:
         """Run the testbed's kubectl as the admin user, exactly as a person would."""
-        cmd = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        cmd = [
+            str(self.bin_dir / "kubectl"),
+            "--kubeconfig",
+            str(self.kubeconfig),
+            # Discovery is cached per host:port in ~/.kube/cache; loopback ports are reused by later
+            # testbeds whose kinds differ, so each testbed keeps a cache of its own.
+            f"--cache-dir={self.folder / 'kube-cache'}",
+            *args,
+        ]
         proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
