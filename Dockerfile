@@ -5,9 +5,10 @@
 #
 #   docker build -t ghcr.io/agency-dev/agency:0.1.0 .
 #
-# Dependencies are installed with the same steps the Makefile and the tests use (`uv pip sync` of
-# requirements.lock, then the project itself without dependencies), except that the project is installed
-# as a regular package instead of editable. tests/integration/chart/test_image_install_steps.py runs the
+# Dependencies are installed with the same steps the Makefile and the tests use (`uv pip sync` of a
+# lock file, then the project itself without dependencies), except that the image syncs
+# requirements.lock (the tested pins without the dev tools) and installs the project as a regular
+# package instead of editable. tests/integration/chart/test_image_install_steps.py runs the
 # build stage's RUN lines on the host, so they stay runnable without a Docker engine.
 #
 # Both stages must use the same Python image: the venv's interpreter is a link to the base image's.
@@ -28,9 +29,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never
 WORKDIR /src
 RUN python -m venv --without-pip /opt/agency
-# requirements.lock currently also pins the `dev` extra (pytest, ruff, mypy, ...): the image carries
-# them until the lock is split into runtime and dev files; syncing the same file the tests use keeps
-# the image's dependency set exactly the tested one.
+# requirements.lock pins the runtime dependencies at exactly the versions of requirements-dev.lock,
+# which the tests install (make lock writes both; a test checks the pins agree), without the dev tools.
 COPY requirements.lock ./
 RUN uv pip sync --python /opt/agency/bin/python requirements.lock
 COPY pyproject.toml README.md ./

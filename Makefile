@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
 TESTBED_DIR ?= .testbed
 export PYTHONPATH := $(CURDIR)/tests
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -14,10 +14,10 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip uv
-	@$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	@$(VENV)/bin/uv pip sync -q --python $(PY) requirements-dev.lock
 	@$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -36,6 +36,11 @@ testbed: venv ## Start a control plane on loopback; prints `export KUBECONFIG=..
 .PHONY: testbed-down
 testbed-down: venv ## Stop the control plane `make testbed` started
 	@$(PY) -m agency_testbed down --dir $(TESTBED_DIR)
+
+.PHONY: lock
+lock: venv ## Re-pin dependencies: requirements-dev.lock (tests), requirements.lock (the image, same pins)
+	@$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11
+	@$(VENV)/bin/uv pip compile -q pyproject.toml -o requirements.lock --python-version 3.11 -c requirements-dev.lock
 
 .PHONY: crds
 crds: venv ## Regenerate crds/ from the Python API models (and the chart's copy)

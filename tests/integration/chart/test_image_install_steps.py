@@ -159,12 +159,20 @@ def test_default_command_is_the_operator_and_no_entrypoint_hides_the_runtime_com
     assert not final.all("ENTRYPOINT"), "run Pods set their command to python -m agency_runtime"
 
 
-def test_dependencies_come_from_the_lock_file_the_makefile_syncs() -> None:
+def _pins(lock: str) -> dict[str, str]:
+    text = (REPO / lock).read_text(encoding="utf-8")
+    return dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", text, re.M))
+
+
+def test_image_dependencies_are_the_tested_ones_without_the_dev_tools() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    lock = re.search(r"uv pip sync .*?(\S+\.lock)", makefile)
-    assert lock, "the Makefile no longer syncs a lock file"
+    dev_lock = re.search(r"uv pip sync .*?(\S+\.lock)", makefile)
+    assert dev_lock, "the Makefile no longer syncs a lock file"
     runs = stage(STAGES, "build").all("RUN")
-    assert f"uv pip sync --python {VENV}/bin/python {lock[1]}" in runs
+    assert f"uv pip sync --python {VENV}/bin/python requirements.lock" in runs
+    image, tested = _pins("requirements.lock"), _pins(dev_lock[1])
+    assert {name: version for name, version in image.items() if tested.get(name) != version} == {}
+    assert not {"pytest", "ruff", "mypy"} & set(image)
     assert f"uv pip install --python {VENV}/bin/python --no-deps ." in runs
 
 
