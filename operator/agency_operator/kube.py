@@ -12,32 +12,17 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
+# One error type and one path builder for both clients: the operator reuses the runtime's.
+from agency_runtime.kube import JSON_PATCH, MERGE_PATCH
+from agency_runtime.kube import KubeApiError as KubeError
+from agency_runtime.kube import resource_path as path_for
+
 JsonDict = dict[str, Any]
 
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-
-
-class KubeError(Exception):
-    """The API server answered with an error status; `status` is the HTTP code, `reason` its Status reason."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
+__all__ = ["JSON_PATCH", "MERGE_PATCH", "Connection", "Kube", "KubeError", "path_for"]
 
 
 @dataclass(frozen=True)
@@ -61,17 +46,6 @@ class _ConfigAuth(httpx.Auth):
             if setting.get("in") == "header" and setting.get("value"):
                 request.headers[setting["key"]] = setting["value"]
         yield request
-
-
-def path_for(api_version: str, plural: str, namespace: str | None = None, name: str | None = None) -> str:
-    """The REST path of a collection or object: `/api/v1/...` for the core group, `/apis/...` otherwise."""
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    if namespace:
-        base += f"/namespaces/{quote(namespace)}"
-    base += f"/{plural}"
-    if name:
-        base += f"/{quote(name)}"
-    return base
 
 
 class Kube:
