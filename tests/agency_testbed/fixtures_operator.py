@@ -86,22 +86,26 @@ class OperatorFactory:
         kubeconfig: Path | None = None,
         timeout: float = 60.0,
     ) -> OperatorProcess:
-        """Start an operator (as admin, or as whoever `kubeconfig` logs in as) and wait until it is live."""
+        """Start an operator (as admin, or as whoever `kubeconfig` logs in as) and wait until it is live.
+
+        `env` is added to the environment and wins over the test defaults below (a benchmark passes
+        `AGENCY_RESYNC_SECONDS=10`, the production default, instead of the tests' 1 s).
+        """
         metrics_port, liveness_port = free_port(), free_port()
         log = self.folder / f"operator-{len(self.started)}.log"
         liveness = f"http://127.0.0.1:{liveness_port}/healthz"
-        full_env = dict(
-            self.testbed.env(),
-            AGENCY_EXECUTOR=executor,
-            AGENCY_LOCAL_WORKDIR=str(self.workdir),
-            AGENCY_METRICS_PORT=str(metrics_port),
-            AGENCY_LIVENESS_ENDPOINT=liveness,
-            AGENCY_RESYNC_SECONDS="1",
-            AGENCY_WATCH_SERVER_TIMEOUT_SECONDS="60",
-            AGENCY_WATCH_CLIENT_TIMEOUT_SECONDS="70",
-            LITELLM_LOCAL_MODEL_COST_MAP="True",
+        full_env = {
+            **self.testbed.env(),
+            "AGENCY_EXECUTOR": executor,
+            "AGENCY_LOCAL_WORKDIR": str(self.workdir),
+            "AGENCY_METRICS_PORT": str(metrics_port),
+            "AGENCY_LIVENESS_ENDPOINT": liveness,
+            "AGENCY_RESYNC_SECONDS": "1",
+            "AGENCY_WATCH_SERVER_TIMEOUT_SECONDS": "60",
+            "AGENCY_WATCH_CLIENT_TIMEOUT_SECONDS": "70",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             **(env or {}),
-        )
+        }
         if kubeconfig is not None:
             full_env["KUBECONFIG"] = str(kubeconfig)
         pid = start(
