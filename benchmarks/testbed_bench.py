@@ -28,7 +28,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,10 +96,20 @@ class BenchTestbed:
         return name
 
     def operator(
-        self, namespace: str, *, executor: str = "pod", env: Mapping[str, str] | None = None
+        self,
+        namespace: str,
+        *,
+        executor: str = "pod",
+        env: Mapping[str, str] | None = None,
+        more_namespaces: Sequence[str] = (),
     ) -> OperatorProcess:
-        """Start `python -m agency_operator --namespace <namespace>` and wait until it is live."""
-        factory = OperatorFactory(self.testbed, namespace, self.folder / f"operator-{len(self.operators)}")
+        """Start `python -m agency_operator` watching `namespace` and `more_namespaces`; wait until live."""
+        factory = OperatorFactory(
+            self.testbed,
+            namespace,
+            self.folder / f"operator-{len(self.operators)}",
+            more_namespaces=tuple(more_namespaces),
+        )
         factory.folder.mkdir(parents=True, exist_ok=True)
         self.operators.append(factory)
         return factory.start(executor=executor, env={**PRODUCTION_ENV, **(env or {})})
@@ -166,12 +176,19 @@ def name_key(obj: JsonDict) -> str | None:
 
 
 class WatchRecorder:
-    """Records the first ADDED event of every object under `path` (a collection URL) by `key(obj)`."""
+    """Records the first ADDED event of every object under `path` (a collection URL) by `key(obj)`.
 
-    def __init__(self, testbed: Testbed, path: str, key: Callable[[JsonDict], str | None]) -> None:
+    With `modified=True` MODIFIED events count too: `key` then says when an object has become what is
+    timed (e.g. a run whose status has a startTime), and returns None until it has.
+    """
+
+    def __init__(
+        self, testbed: Testbed, path: str, key: Callable[[JsonDict], str | None], *, modified: bool = False
+    ) -> None:
         self.testbed = testbed
         self.path = path
         self.key = key
+        self.events = ("ADDED", "MODIFIED") if modified else ("ADDED",)
         self.seen: dict[str, Seen] = {}
         self._changed = threading.Condition()
         self._stopped = threading.Event()
@@ -244,7 +261,7 @@ class WatchRecorder:
                 if event["type"] == "ERROR":
                     raise RuntimeError(f"watch {self.path}: {obj.get('message')}")
                 version = obj["metadata"].get("resourceVersion", version)
-                if event["type"] != "ADDED":
+                if event["type"] not in self.events:
                     continue
                 key = self.key(obj)
                 if key is None:

@@ -73,6 +73,8 @@ class OperatorFactory:
     namespace: str
     folder: Path
     started: list[OperatorProcess] = field(default_factory=list)
+    #: Namespaces watched besides `namespace` (a benchmark spreads its fleet over several).
+    more_namespaces: tuple[str, ...] = ()
 
     @property
     def workdir(self) -> Path:
@@ -108,9 +110,8 @@ class OperatorFactory:
         }
         if kubeconfig is not None:
             full_env["KUBECONFIG"] = str(kubeconfig)
-        pid = start(
-            [sys.executable, "-m", "agency_operator", "--namespace", self.namespace], log, env=full_env
-        )
+        watched = [arg for ns in (self.namespace, *self.more_namespaces) for arg in ("--namespace", ns)]
+        pid = start([sys.executable, "-m", "agency_operator", *watched], log, env=full_env)
         process = OperatorProcess(
             pid, log, self.workdir, f"http://127.0.0.1:{metrics_port}/metrics", liveness
         )
