@@ -1,5 +1,8 @@
 """Model credentials are checked before anything starts: the Secret and the key in it must exist.
 
+Each model (the primary, every fallback, the judge) gets the key its own `credentialsSecretRef` names, in
+a variable of its own (`key_variables`), so no provider is ever sent another provider's key.
+
 A misspelt Secret or key is the most common wiring error of agent operators; a run that starts anyway
 fails deep in the model client with a provider error that names neither. Here the run waits instead,
 with a condition and an Event naming the Secret and the key, and starts once they exist.
@@ -15,16 +18,21 @@ from agency_operator.kube import Kube, path_for
 from agency_operator.resolve import Refusal
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.common import SecretKeyReference
+from agency_runtime.contract import JUDGE_API_KEY, MODEL_API_KEY, fallback_api_key
 
 
-def secret_refs(agent: Agent) -> Iterator[tuple[str, SecretKeyReference]]:
-    """Every Secret key the agent's models need, with the field that names it."""
+def key_variables(agent: Agent) -> Iterator[tuple[str, str, SecretKeyReference]]:
+    """Every Secret key the agent's models need: the runtime's variable, the field naming it, the key."""
     model = agent.spec.model
     if model.credentials_secret_ref is not None:
-        yield "spec.model.credentialsSecretRef", model.credentials_secret_ref
+        yield MODEL_API_KEY, "spec.model.credentialsSecretRef", model.credentials_secret_ref
     for i, fallback in enumerate(model.fallbacks):
         if fallback.credentials_secret_ref is not None:
-            yield f"spec.model.fallbacks[{i}].credentialsSecretRef", fallback.credentials_secret_ref
+            where = f"spec.model.fallbacks[{i}].credentialsSecretRef"
+            yield fallback_api_key(i), where, fallback.credentials_secret_ref
+    judge = agent.spec.judge
+    if judge is not None and judge.model.credentials_secret_ref is not None:
+        yield JUDGE_API_KEY, "spec.judge.model.credentialsSecretRef", judge.model.credentials_secret_ref
 
 
 def check_secret(
@@ -51,7 +59,7 @@ def check_secret(
 def check_credentials(kube: Kube, agent: Agent) -> Refusal | None:
     """The first missing Secret or key among the agent's model credentials, or None when all exist."""
     namespace = agent.metadata.namespace or ""
-    for where, ref in secret_refs(agent):
+    for _variable, where, ref in key_variables(agent):
         secret = kube.get_or_none(path_for("v1", "secrets", namespace, ref.name))
         refusal = check_secret(secret, ref, where, agent.metadata.name, namespace)
         if refusal is not None:
@@ -59,10 +67,12 @@ def check_credentials(kube: Kube, agent: Agent) -> Refusal | None:
     return None
 
 
-def read_model_key(kube: Kube, agent: Agent) -> str | None:
-    """The primary model's key, for a local process (a Pod gets it through a secretKeyRef instead)."""
-    ref = agent.spec.model.credentials_secret_ref
-    if ref is None:
-        return None
-    secret = kube.get(path_for("v1", "secrets", agent.metadata.namespace or "", ref.name))
-    return base64.b64decode(secret["data"][ref.key]).decode("utf-8")
+def read_model_keys(kube: Kube, agent: Agent) -> dict[str, str]:
+    """Each model's key by variable, for a local process (a Pod gets them through secretKeyRefs instead)."""
+    keys: dict[str, str] = {}
+    secrets: dict[str, Mapping[str, Any]] = {}
+    for variable, _where, ref in key_variables(agent):
+        if ref.name not in secrets:
+            secrets[ref.name] = kube.get(path_for("v1", "secrets", agent.metadata.namespace or "", ref.name))
+        keys[variable] = base64.b64decode(secrets[ref.name]["data"][ref.key]).decode("utf-8")
+    return keys

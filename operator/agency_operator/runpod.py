@@ -10,7 +10,7 @@ run. Continuing an interrupted run is the runtime's job (its journal), not Kuber
 
 Security: restricted Pod Security profile (non-root, read-only root filesystem, no privilege
 escalation, no capabilities, RuntimeDefault seccomp), no automounted token; the run's token is
-projected with the policy's audience and lifetime; the model key comes from a `secretKeyRef`, never as
+projected with the policy's audience and lifetime; each model key comes from a `secretKeyRef`, never as
 a literal value in the spec.
 """
 
@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from agency_operator import names
+from agency_operator.credentials import key_variables
 from agency_operator.environment import SIGNAL_TOKEN, Placement, signal_env
 from agency_operator.kube import JsonDict
 from agency_operator.settings import Settings
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.policy import AgentPolicy
-from agency_runtime.contract import MODEL_API_KEY, RunEnv
+from agency_runtime.contract import RunEnv
 
 RUN_FILE_DIR = Path("/etc/agency/run")
 TOKEN_DIR = Path("/var/run/secrets/agency.dev/serviceaccount")
@@ -76,9 +77,8 @@ def build_env(env: RunEnv, agent: Agent, extra: Mapping[str, str] | None = None)
     """
     variables = {**env.to_env(), **(extra or {})}
     out: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(variables.items())]
-    ref = agent.spec.model.credentials_secret_ref
-    if ref is not None:
-        out.append({"name": MODEL_API_KEY, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    for variable, _where, ref in key_variables(agent):
+        out.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     return out
 
 

@@ -8,15 +8,16 @@ The runtime reads it back with `RunEnv.from_env()`. Nothing else passes between 
 - the run file (`AGENCY_RUN_FILE`): JSON with the resolved Agent spec, the governing policy's
   spec, the run's input and trigger (see `RunFile`), written by the operator, never holding secrets;
 - the budget the runtime must enforce (already the minimum of policy and run);
-- model credentials come only as `AGENCY_MODEL_API_KEY` (and the judge's as `AGENCY_JUDGE_API_KEY`), from
-  a Secret (a `secretKeyRef` in the Pod);
+- model credentials come only as `AGENCY_MODEL_API_KEY`, a fallback's own as
+  `AGENCY_MODEL_FALLBACK_<i>_API_KEY` and the judge's as `AGENCY_JUDGE_API_KEY`, each from the Secret key
+  its model names (a `secretKeyRef` in the Pod), so no provider ever receives another provider's key;
 - OpenTelemetry: the standard `OTEL_*` variables and `TRACEPARENT`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -24,6 +25,20 @@ PREFIX = "AGENCY_"
 MODEL_API_KEY = "AGENCY_MODEL_API_KEY"
 JUDGE_API_KEY = "AGENCY_JUDGE_API_KEY"
 """The judge model's key, from `spec.judge.model.credentialsSecretRef`, when the Agent's judge has one."""
+
+
+def fallback_api_key(index: int) -> str:
+    """The variable of fallback `index`'s key, from `spec.model.fallbacks[index].credentialsSecretRef`."""
+    return f"AGENCY_MODEL_FALLBACK_{index}_API_KEY"
+
+
+def fallback_api_keys(fallbacks_with_own_key: Sequence[bool], environ: Mapping[str, str]) -> list[str | None]:
+    """Each fallback's key: its own variable when it names a Secret key, else the primary model's."""
+    primary = environ.get(MODEL_API_KEY) or None
+    return [
+        (environ.get(fallback_api_key(i)) or None) if own else primary
+        for i, own in enumerate(fallbacks_with_own_key)
+    ]
 
 
 class ContractError(ValueError):

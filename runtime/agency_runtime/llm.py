@@ -231,6 +231,8 @@ class ModelClient:
 
     spec: ModelSpec
     api_key: str | None
+    fallback_api_keys: Sequence[str | None] = ()
+    """Key of each fallback, in order; a fallback beyond the list uses `api_key`."""
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     on_retry: Callable[[str, int, BaseException, float], None] | None = None
@@ -238,7 +240,11 @@ class ModelClient:
 
     def targets(self) -> list[Target]:
         first = Target(self.spec.name, self.spec.api_base, self.api_key)
-        rest = [Target(f.name, f.api_base, self.api_key) for f in self.spec.fallbacks]
+        keys = list(self.fallback_api_keys)
+        rest = [
+            Target(f.name, f.api_base, keys[i] if i < len(keys) else self.api_key)
+            for i, f in enumerate(self.spec.fallbacks)
+        ]
         return [first, *rest]
 
     def complete(

@@ -20,7 +20,14 @@ from types import FrameType
 from agency_runtime.api.agent import MemoryScope
 from agency_runtime.api.policy import AgentPolicySpec, ContentCapture
 from agency_runtime.approvals import load_decisions
-from agency_runtime.contract import JUDGE_API_KEY, MODEL_API_KEY, Budget, ContractError, RunEnv
+from agency_runtime.contract import (
+    JUDGE_API_KEY,
+    MODEL_API_KEY,
+    Budget,
+    ContractError,
+    RunEnv,
+    fallback_api_keys,
+)
 from agency_runtime.journal import Fenced, Journal, JournalCorrupt
 from agency_runtime.journal_file import file_journal_for
 from agency_runtime.journal_kube import kube_journal_for
@@ -137,7 +144,13 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
         run=run,
         budget=env.budget.tighten(policy_budget(run.policy)),
         journal=journal,
-        model=ModelClient(run.agent.model, environ.get(MODEL_API_KEY) or None),
+        model=ModelClient(
+            run.agent.model,
+            environ.get(MODEL_API_KEY) or None,
+            fallback_api_keys(
+                [f.credentials_secret_ref is not None for f in run.agent.model.fallbacks], environ
+            ),
+        ),
         tools=build_registry(
             run.agent,
             run.policy,

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import signal
@@ -85,6 +86,19 @@ CONVERSATION_HEADER = "X-Scripted-Conversation"
 _HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
 
 
+def key_fingerprint(key: str) -> str:
+    """What the server records of an API key: enough to tell which key came, never the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _credential(headers: Mapping[str, str]) -> str:
+    for name in ("authorization", "api-key", "x-api-key"):
+        value = headers.get(name, "")
+        if value:
+            return key_fingerprint(value.removeprefix("Bearer ").strip())
+    return ""
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One chat-completion request as the server saw it, with how it was answered."""
@@ -99,6 +113,8 @@ class RecordedRequest:
     status: int
     received: float
     """When it arrived, on the server's monotonic clock: compare two requests of one server (retry gaps)."""
+    credential: str = ""
+    """`key_fingerprint` of the API key the request carried ("" for none): which key, never its value."""
 
     def to_json(self) -> JsonDict:
         return dataclasses.asdict(self)
@@ -113,6 +129,7 @@ class RecordedRequest:
             turn=data["turn"],
             status=int(data["status"]),
             received=float(data["received"]),
+            credential=str(data.get("credential", "")),
         )
 
 
@@ -342,8 +359,12 @@ class _Handler(BaseHTTPRequestHandler):
         picked = book.pick(conversation)
         answer = self._resolve(picked.turn, body)
         status = answer.status if isinstance(answer, Error) else 200
-        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in _HIDDEN_HEADERS}
-        book.record(RecordedRequest(conversation, path, headers, body, picked.index, status, received))
+        sent = {k.lower(): v for k, v in self.headers.items()}
+        headers = {k: v for k, v in sent.items() if k not in _HIDDEN_HEADERS}
+        credential = _credential(sent)
+        book.record(
+            RecordedRequest(conversation, path, headers, body, picked.index, status, received, credential)
+        )
         stream = bool(body.get("stream"))
         log.info("conversation=%s turn=%s status=%s stream=%s", conversation, picked.index, status, stream)
         if answer.delay and self.server.stopping.wait(answer.delay):

@@ -2,8 +2,9 @@
 
 The process gets exactly the environment a Pod of the run gets (same `build_run_env`, local paths), a
 token from a TokenRequest for the run's ServiceAccount with the policy's audience and lifetime, and the
-model key as `AGENCY_MODEL_API_KEY` read from the Secret (never written to a file). Besides that it
-inherits only what any process needs to start (PATH, HOME, locale), as an image would provide them.
+model keys (`AGENCY_MODEL_API_KEY`, a fallback's or the judge's own) read from their Secrets (never
+written to a file). Besides that it inherits only what any process needs to start (PATH, HOME, locale),
+as an image would provide them.
 
 Each run has a folder (`<workdir>/<namespace>/<name>-<uid>`) with the run file, the token, the CA, the
 pid, the result and the log. The pid file is what makes starting idempotent across operator restarts: a
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agency_operator import names
-from agency_operator.credentials import read_model_key
+from agency_operator.credentials import read_model_keys
 from agency_operator.environment import SIGNAL_TOKEN, Placement, build_run_env, signal_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
 from agency_operator.kube import Kube
@@ -32,7 +33,6 @@ from agency_operator.runfile import run_file_text
 from agency_operator.settings import Settings
 from agency_operator.token import request_token
 from agency_runtime.api.policy import AgentPolicy
-from agency_runtime.contract import MODEL_API_KEY
 
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 #: Renew a local run's token after this share of its lifetime, as the kubelet does for projected tokens.
@@ -103,9 +103,7 @@ class LocalExecutor:
         ).to_env()
         env["AGENCY_RESULT_FILE"] = str(_result_file(folder, launch.attempt))
         env.update(signal_env(self.settings, folder / SIGNAL_TOKEN))
-        key = read_model_key(self.kube, launch.agent)
-        if key is not None:
-            env[MODEL_API_KEY] = key
+        env.update(read_model_keys(self.kube, launch.agent))
         for name in PASS_THROUGH:
             if name in os.environ:
                 env.setdefault(name, os.environ[name])

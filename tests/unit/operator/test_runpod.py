@@ -66,6 +66,27 @@ def test_model_key_comes_from_a_secret_reference_never_a_value() -> None:
     }
 
 
+def test_each_fallback_and_the_judge_get_their_own_key_by_reference() -> None:
+    agent = agent_obj(
+        fallbacks=[
+            {"name": "anthropic/claude-haiku", "credentialsSecretRef": {"name": "anthropic", "key": "key"}},
+            {"name": "openai/gpt-4o"},  # no key of its own: the primary's
+        ],
+        judge={
+            "model": {"name": "openai/judge", "credentialsSecretRef": {"name": "judge", "key": "k"}},
+            "rubric": "Was the answer right?",
+        },
+    )
+    env = build_run_env(run_obj(), Budget(), pod_placement(SETTINGS), otlp_endpoint=None, trace_parent=None)
+    (container,) = build_pod(run_body(), agent, policy_obj(), env, SETTINGS)["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert refs == {
+        "AGENCY_MODEL_API_KEY": {"name": "model-key", "key": "apiKey"},
+        "AGENCY_MODEL_FALLBACK_0_API_KEY": {"name": "anthropic", "key": "key"},
+        "AGENCY_JUDGE_API_KEY": {"name": "judge", "key": "k"},
+    }
+
+
 def test_pod_env_is_the_contracts_env_with_trace_parent_and_otlp() -> None:
     (container,) = _pod()["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
