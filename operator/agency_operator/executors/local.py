@@ -60,14 +60,21 @@ def _latest_attempt(folder: Path) -> int | None:
     return max(attempts) if attempts else None
 
 
-def _alive(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process `pid` still runs. A zombie has ended: a runtime whose operator was killed is
+    reparented to PID 1, and a PID 1 that does not reap (some container init processes) would otherwise
+    keep it "running" for every later operator."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs: trust the signal
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class LocalExecutor:
@@ -168,7 +175,9 @@ class LocalExecutor:
         result_file = _result_file(folder, attempt)
         process = self.processes.get(body["metadata"]["uid"])
         exit_code = process.poll() if process is not None else None
-        running = exit_code is None and (process is not None or _alive(int(pid_file.read_text() or "0")))
+        running = exit_code is None and (
+            process is not None or process_running(int(pid_file.read_text() or "0"))
+        )
         if running:
             self._renew_token(body, folder)
             return Observation(Progress.RUNNING, started_at=started, attempt=attempt)
