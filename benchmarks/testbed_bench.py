@@ -199,8 +199,9 @@ class WatchRecorder:
 
     def __enter__(self) -> WatchRecorder:
         self._thread.start()
-        if not self._ready.wait(30):
-            raise TimeoutError(f"the watch on {self.path} did not start: {self.error}")
+        if not self._ready.wait(60):
+            self.__exit__()
+            raise TimeoutError(f"the watch on {self.path} did not start in 60 s: {self.error}")
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -216,7 +217,7 @@ class WatchRecorder:
         with self._changed:
             while key not in self.seen:
                 left = deadline - time.monotonic()
-                if left <= 0 or self.error is not None:
+                if left <= 0:
                     raise TimeoutError(
                         f"no ADDED event for {key} on {self.path} in {timeout:.0f}s: {self.error}"
                     )
@@ -228,17 +229,38 @@ class WatchRecorder:
             return len(self.seen)
 
     def _loop(self) -> None:
+        version: str | None = None
         with self.testbed.http(timeout=30) as http:
-            try:
-                version = http.get(self.path).raise_for_status().json()["metadata"]["resourceVersion"]
-                while not self._stopped.is_set():
+            while not self._stopped.is_set():
+                try:
+                    if version is None:
+                        version = self._list(http)
                     version = self._watch(http, version)
-            except Exception as err:  # closing the stream at exit lands here too; only other errors count
-                if not self._stopped.is_set():
+                except _Expired:
+                    version = None
+                except Exception as err:  # closing the stream at exit lands here too, as do retried errors
+                    if self._stopped.is_set():
+                        return
+                    # A CRD's watch answers 429 until its watch cache is ready; the apiserver may be busy.
                     self.error = err
-                    self._ready.set()
-                    with self._changed:
-                        self._changed.notify_all()
+                    time.sleep(0.2)
+
+    def _list(self, http: httpx.Client) -> str:
+        """The collection's resourceVersion to watch from. Objects already there count as added now: at
+        the start there are none we time; after an expired watch this bounds when they arrived."""
+        listed = http.get(self.path).raise_for_status().json()
+        arrived = time.time()
+        with self._changed:
+            for obj in listed["items"]:
+                self._record(obj, arrived)
+        version: str = listed["metadata"]["resourceVersion"]
+        return version
+
+    def _record(self, obj: JsonDict, arrived: float) -> None:
+        key = self.key(obj)
+        if key is not None and key not in self.seen:
+            self.seen[key] = Seen(arrived, obj)
+            self._changed.notify_all()
 
     def _watch(self, http: httpx.Client, version: str) -> str:
         params = {
@@ -259,15 +281,15 @@ class WatchRecorder:
                 event = json.loads(line)
                 obj = event["object"]
                 if event["type"] == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Expired
                     raise RuntimeError(f"watch {self.path}: {obj.get('message')}")
                 version = obj["metadata"].get("resourceVersion", version)
-                if event["type"] not in self.events:
-                    continue
-                key = self.key(obj)
-                if key is None:
-                    continue
-                with self._changed:
-                    if key not in self.seen:
-                        self.seen[key] = Seen(arrived, obj)
-                        self._changed.notify_all()
+                if event["type"] in self.events:
+                    with self._changed:
+                        self._record(obj, arrived)
         return version
+
+
+class _Expired(Exception):
+    """The watch's resourceVersion is too old (410 Gone): list again."""
