@@ -139,9 +139,7 @@ def agency_loop(base_url: str, conversation: str, host: str, root: Path) -> floa
     return elapsed
 
 
-def start_latency(
-    llm: ScriptedLLM, root: Path, argv: list[str], env: dict[str, str], conversation: str
-) -> float:
+def start_latency(llm: ScriptedLLM, argv: list[str], env: dict[str, str], conversation: str) -> float:
     llm.script(conversation, [reply("done", usage=(10, 1))], repeat_last=True)
     llm_records_before = len(llm.recorded(conversation))
     spawned = time.monotonic()
@@ -158,58 +156,28 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    endpoint = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{endpoint.server_address[1]}/reading"
+PART = "AGENCY_BENCH_PART"
+"""`steps` or `startup` runs only that table; unset runs both."""
+STARTS_VARIABLE = "AGENCY_BENCH_STARTS"
+BYTECODE = "AGENCY_BENCH_BYTECODE"
+"""`source`: time the starts without a bytecode cache (the default reads compiled bytecode, as the image)."""
+
+
+def step_overhead(llm: ScriptedLLM, root: Path, url: str) -> float:
+    """Per-step time of both loops, interleaved; prints the table and returns the ratio agency/bare."""
     bare: list[float] = []
     ours: list[float] = []
-    with ScriptedLLM() as llm, tempfile.TemporaryDirectory(prefix="agency-bench-") as tmp:
-        root = Path(tmp)
-        bare_loop_warm = "warm-bare"
-        llm.script(bare_loop_warm, _script(url))
-        bare_loop(llm.base_url, bare_loop_warm, url)  # imports litellm and warms its first call
-        for round_ in range(ROUNDS):
-            for kind in ("bare", "agency") if round_ % 2 == 0 else ("agency", "bare"):
-                conversation = f"{kind}-{round_}"
-                llm.script(conversation, _script(url))
-                if kind == "bare":
-                    bare.append(bare_loop(llm.base_url, conversation, url) / STEPS)
-                else:
-                    ours.append(agency_loop(llm.base_url, conversation, "127.0.0.1", root) / STEPS)
-
-        # Process start to first model request.
-        spec = _agent(llm.base_url, "start-agency", "127.0.0.1")
-        run_file = root / "start" / "run.json"
-        run_file.parent.mkdir(parents=True)
-        write_run_file(RunFile(agent=spec, policy=None, input="hello"), run_file)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        starts_ours: list[float] = []
-        starts_bare: list[float] = []
-        bare_code = (
-            f"import litellm; litellm.completion(model='openai/start-bare', api_base={llm.base_url!r}, "
-            "api_key='x', messages=[{'role': 'user', 'content': 'hello'}], num_retries=0)"
-        )
-        for i in range(STARTS):
-            env = RunEnv(
-                run_name=f"start-{i}",
-                namespace="bench",
-                run_uid=f"uid-{i}",
-                agent_name="bench",
-                run_file=run_file,
-                api_server="https://127.0.0.1:1",
-                journal=f"file:{root / 'start' / str(i)}",
-            ).to_env()
-            env = {**base_env, **env, "AGENCY_MODEL_API_KEY": "bench"}
-            starts_ours.append(
-                start_latency(llm, root, [sys.executable, "-m", "agency_runtime"], env, "start-agency")
-            )
-            starts_bare.append(
-                start_latency(llm, root, [sys.executable, "-c", bare_code], base_env, "start-bare")
-            )
-    endpoint.shutdown()
-
+    bare_loop_warm = "warm-bare"
+    llm.script(bare_loop_warm, _script(url))
+    bare_loop(llm.base_url, bare_loop_warm, url)  # imports litellm and warms its first call
+    for round_ in range(ROUNDS):
+        for kind in ("bare", "agency") if round_ % 2 == 0 else ("agency", "bare"):
+            conversation = f"{kind}-{round_}"
+            llm.script(conversation, _script(url))
+            if kind == "bare":
+                bare.append(bare_loop(llm.base_url, conversation, url) / STEPS)
+            else:
+                ours.append(agency_loop(llm.base_url, conversation, "127.0.0.1", root) / STEPS)
     ours_ms = [s * 1000 for s in ours]
     bare_ms = [s * 1000 for s in bare]
     ratio = statistics.median(ours) / statistics.median(bare)
@@ -217,22 +185,98 @@ def main() -> None:
     print(f"  {'loop':<28} {'median':>8} {'p90':>8}")
     for label, values in (("bare litellm tool loop", bare_ms), ("agency loop", ours_ms)):
         print(f"  {label:<28} {statistics.median(values):>8.2f} {_percentile(values, 90):>8.2f}")
-    print(f"  ratio agency/bare (median): {ratio:.2f}  (target <= 1.10)")
-    start_ratio = statistics.median(starts_ours) / statistics.median(starts_bare)
-    print(f"\nprocess start to first model request, {STARTS} starts each (s)")
+    print(f"  ratio agency/bare (median): {ratio:.2f}  (target <= 1.10)", flush=True)
+    return ratio
+
+
+def _bytecode_env(env: dict[str, str], cache: Path, compiled: bool) -> dict[str, str]:
+    """`env` with Python's bytecode cache in `cache`: written and read (as the image, which ships compiled
+    bytecode), or neither (every start compiles every module from source)."""
+    env = {**env, "PYTHONPYCACHEPREFIX": str(cache)}
+    if compiled:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def startup(llm: ScriptedLLM, root: Path, starts: int = STARTS, compiled: bool = True) -> tuple[float, float]:
+    """Process start to first model request, agency and bare interleaved; prints the table and returns
+    the medians (agency, bare) in seconds.
+
+    Both processes get the same bytecode cache, a fresh folder: with `compiled` one untimed start of each
+    fills it first, so the timed starts read compiled bytecode as the image does (UV_COMPILE_BYTECODE);
+    without, it stays empty and every start compiles from source."""
+    spec = _agent(llm.base_url, "start-agency", "127.0.0.1")
+    run_file = root / "start" / "run.json"
+    run_file.parent.mkdir(parents=True)
+    write_run_file(RunFile(agent=spec, policy=None, input="hello"), run_file)
+    cache = root / "pycache"
+    base_env = _bytecode_env(
+        {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, cache, compiled
+    )
+    bare_code = (
+        f"import litellm; litellm.completion(model='openai/start-bare', api_base={llm.base_url!r}, "
+        "api_key='x', messages=[{'role': 'user', 'content': 'hello'}], num_retries=0)"
+    )
+    bare_argv = [sys.executable, "-c", bare_code]
+    ours_argv = [sys.executable, "-m", "agency_runtime"]
+
+    def ours_env(name: str) -> dict[str, str]:
+        contract = RunEnv(
+            run_name=name,
+            namespace="bench",
+            run_uid=f"uid-{name}",
+            agent_name="bench",
+            run_file=run_file,
+            api_server="https://127.0.0.1:1",
+            journal=f"file:{root / 'start' / name}",
+        ).to_env()
+        return {**base_env, **contract, "AGENCY_MODEL_API_KEY": "bench"}
+
+    if compiled:
+        start_latency(llm, bare_argv, base_env, "start-bare")
+        start_latency(llm, ours_argv, ours_env("warm"), "start-agency")
+    starts_ours: list[float] = []
+    starts_bare: list[float] = []
+    for i in range(starts):
+        ours_first = i % 2 == 0
+        if not ours_first:
+            starts_bare.append(start_latency(llm, bare_argv, base_env, "start-bare"))
+        starts_ours.append(start_latency(llm, ours_argv, ours_env(str(i)), "start-agency"))
+        if ours_first:
+            starts_bare.append(start_latency(llm, bare_argv, base_env, "start-bare"))
+    ours, bare = statistics.median(starts_ours), statistics.median(starts_bare)
+    bytecode = "compiled bytecode, as in the image" if compiled else "no bytecode cache: compiled from source"
+    print(f"process start to first model request, {starts} starts each, {bytecode} (s)")
     print(f"  {'process':<28} {'median':>8} {'max':>8}")
-    print(
-        f"  {'python -c (litellm only)':<28} {statistics.median(starts_bare):>8.2f} {max(starts_bare):>8.2f}"
-    )
-    print(
-        f"  {'python -m agency_runtime':<28} {statistics.median(starts_ours):>8.2f} {max(starts_ours):>8.2f}"
-    )
-    print(f"  ratio agency/bare (median): {start_ratio:.2f}  (target: agency <= 2.0 s)")
-    print(
-        f"\nsummary: per-step overhead {100 * (ratio - 1):+.0f}% vs a bare litellm loop; "
-        f"start to first request {statistics.median(starts_ours):.2f} s "
-        f"({start_ratio:.2f}x a bare litellm process)"
-    )
+    print(f"  {'python -c (litellm only)':<28} {bare:>8.2f} {max(starts_bare):>8.2f}")
+    print(f"  {'python -m agency_runtime':<28} {ours:>8.2f} {max(starts_ours):>8.2f}")
+    print(f"  ratio agency/bare (median): {ours / bare:.2f}  (target: agency <= 2.0 s)", flush=True)
+    return ours, bare
+
+
+def main() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    part = os.environ.get(PART, "")
+    if part not in {"", "steps", "startup"}:
+        raise SystemExit(f"{PART}={part!r}: use steps or startup (or leave it unset for both)")
+    endpoint = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{endpoint.server_address[1]}/reading"
+    summary: list[str] = []
+    with ScriptedLLM() as llm, tempfile.TemporaryDirectory(prefix="agency-bench-") as tmp:
+        root = Path(tmp)
+        if part in {"", "steps"}:
+            ratio = step_overhead(llm, root, url)
+            summary.append(f"per-step overhead {100 * (ratio - 1):+.0f}% vs a bare litellm loop")
+            print()
+        if part in {"", "startup"}:
+            starts = int(os.environ.get(STARTS_VARIABLE) or STARTS)
+            ours, bare = startup(llm, root, starts, compiled=os.environ.get(BYTECODE) != "source")
+            summary.append(f"start to first request {ours:.2f} s ({ours / bare:.2f}x a bare litellm process)")
+    endpoint.shutdown()
+    print(f"\nsummary: {'; '.join(summary)}")
 
 
 if __name__ == "__main__":
