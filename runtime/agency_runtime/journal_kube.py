@@ -34,7 +34,10 @@ from agency_runtime.kube import KubeApiError, KubeClient, RunObject, resource_pa
 SEAL_BYTES = 256 * 1024
 MAX_RECORD_BYTES = 512 * 1024
 MAX_CHUNKS = 64
-RETRIES = 6
+#: How long a call keeps being retried while the API server is unreachable or overloaded (it restarts, or the
+#: control plane is upgraded); past that the process stops, and a new one continues from the journal.
+UNAVAILABLE_SECONDS = 120.0
+MAX_BACKOFF_SECONDS = 5.0
 LABEL_RUN = "agency.dev/run"
 LABEL_RUN_UID = "agency.dev/run-uid"
 COMPONENT = "app.kubernetes.io/component"
@@ -137,15 +140,23 @@ class KubeJournal(Journal):
         }
 
     def _call(self, action: Callable[[], JsonDict]) -> JsonDict:
-        """One API call, retried with backoff while the API server is unreachable or overloaded."""
-        for attempt in range(RETRIES):
+        """One API call, retried with backoff while the API server is unreachable or overloaded, for up to
+        UNAVAILABLE_SECONDS (a restart of kube-apiserver takes longer than a few quick retries). A server
+        that is coming back answers 401 or 403 for a moment, until its token and RBAC caches are loaded:
+        after an unavailable answer, those are retried too."""
+        deadline = time.monotonic() + UNAVAILABLE_SECONDS
+        attempt = 0
+        coming_back = False
+        while True:
             try:
                 return action()
             except KubeApiError as err:
-                if not _transient(err) or attempt == RETRIES - 1:
+                retry = _transient(err) or (coming_back and err.status in {401, 403})
+                if not retry or time.monotonic() >= deadline:
                     raise
-                self.sleep(min(0.2 * 2**attempt, 5.0))
-        raise AssertionError("unreachable")  # pragma: no cover
+                coming_back = True
+                self.sleep(min(0.2 * 2**attempt, MAX_BACKOFF_SECONDS))
+                attempt += 1
 
     def _get(self, name: str) -> JsonDict | None:
         try:
