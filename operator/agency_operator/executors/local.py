@@ -9,6 +9,9 @@ as an image would provide them.
 Each run has a folder (`<workdir>/<namespace>/<name>-<uid>`) with the run file, the token, the CA, the
 pid, the result and the log. The pid file is what makes starting idempotent across operator restarts: a
 run whose folder has one is never started again, and a restarted operator follows the old process by pid.
+An operator can die between starting the process and writing its pid, so the process waits (`GATE`)
+until the pid file names it before it becomes the runtime: one that finds another pid there (the next
+operator started the run again), or none in time, leaves without running. A run never runs twice.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from agency_operator.token import request_token
 from agency_runtime.api.policy import AgentPolicy
 
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+#: `sh -c GATE agency-runtime <pid file> <runtime command...>`: wait (up to about a minute) until the pid
+#: file exists, then become the runtime (exec keeps the pid) only if it holds this process's pid.
+GATE = (
+    'i=0; while [ ! -s "$1" ] && [ "$i" -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done; '
+    'recorded=; [ -s "$1" ] && read -r recorded < "$1"; [ "$recorded" = "$$" ] || exit 0; '
+    'shift; exec "$@"'
+)
 #: Renew a local run's token after this share of its lifetime, as the kubelet does for projected tokens.
 TOKEN_RENEW_AT = 0.8
 
@@ -132,9 +142,11 @@ class LocalExecutor:
         self._write_signal_token(meta, folder, launch.policy)
         self.token_ttl[meta["uid"]] = launch.policy.spec.identity.token_expiration_seconds
         env = self.environment(launch, folder)
+        pid_file = _pid_file(folder, launch.attempt)
+        gated = ["/bin/sh", "-c", GATE, "agency-runtime", str(pid_file), *self.settings.runtime_command]
         with (folder / "runtime.log").open("ab") as log:
-            process = subprocess.Popen(  # noqa: S603 - the configured runtime command, no shell
-                list(self.settings.runtime_command),
+            process = subprocess.Popen(  # noqa: S603 - the configured runtime command behind a fixed gate
+                gated,
                 env=env,
                 cwd=folder,
                 stdin=subprocess.DEVNULL,
@@ -143,7 +155,7 @@ class LocalExecutor:
                 start_new_session=True,
             )
         self.processes[meta["uid"]] = process
-        _write_private(_pid_file(folder, launch.attempt), str(process.pid))
+        _write_private(pid_file, str(process.pid))
 
     def _write_signal_token(self, meta: Mapping[str, Any], folder: Path, policy: AgentPolicy) -> None:
         """The second token, for the signal endpoint's audience, when runs may publish signals."""
