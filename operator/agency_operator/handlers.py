@@ -30,6 +30,7 @@ from agency_operator.metrics import Metrics
 from agency_operator.resync import Resync
 from agency_operator.settings import ExecutorKind, Settings
 from agency_operator.triggers.history import SCHEDULE_LABEL
+from agency_operator.wakeups import Wakeups
 
 GROUP, VERSION = "agency.dev", "v1alpha1"
 PREFIX = "agency.dev"
@@ -49,13 +50,15 @@ def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
 def _schedule(memo: Any, namespace: str | None, name: str | None) -> None:
     ctx = _context(memo)
     with ctx.metrics.reconciling("AgentSchedule"), ctx.lock(f"schedule/{namespace}/{name}"):
-        schedules.reconcile_schedule(
+        next_slot_in = schedules.reconcile_schedule(
             ctx.kube,
             namespace or "",
             name or "",
             memo.clock,
             lambda step: runs.crash_point(ctx.settings, step),
         )
+    if next_slot_in is not None:  # reconcile again right at the next slot, not at the next resync
+        memo.wakeups.arm(f"{namespace}/{name}", next_slot_in)
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -88,6 +91,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         memo.clock = (
             schedules.file_clock(app.test_clock_file) if app.test_clock_file else schedules.real_clock
         )
+        memo.wakeups = Wakeups(lambda key: _schedule(memo, *key.split("/", 1)))
         memo.resync = Resync(
             kube,
             app.namespaces,
@@ -135,6 +139,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         resync = getattr(memo, "resync", None)
         if resync is not None:
             resync.stop()
+        wakeups = getattr(memo, "wakeups", None)
+        if wakeups is not None:
+            wakeups.stop()
         ctx = getattr(memo, "ctx", None)
         if ctx is not None:
             ctx.kube.close()

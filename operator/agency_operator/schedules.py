@@ -2,10 +2,12 @@
 
 Called, like runs, level-based and idempotent from three places: the schedule's own events, events of
 the runs it started (a finished run may let a Forbid schedule go on, and moves lastSuccessfulTime), and
-the resync thread every `AGENCY_RESYNC_SECONDS` (10 by default), which is what notices that a slot came
-due. A slot therefore starts at most one resync interval late, as CronJob's controller (which also
-polls) does. No kopf daemon or timer: kopf would put a finalizer on every schedule, and schedules could
-then not be deleted while the operator is down (see `resync`).
+the resync thread every `AGENCY_RESYNC_SECONDS` (10 by default), and a wake-up at the schedule's next
+slot (`wakeups`: each reconcile returns the seconds until then), which is what starts a slot's run on
+time, as CronJob's controller requeues each CronJob for its next schedule time. The resync is the safety
+net for a wake-up lost with a restart: a slot then starts at most one resync interval late. No kopf
+daemon or timer: kopf would put a finalizer on every schedule, and schedules could then not be deleted
+while the operator is down (see `resync`).
 
 All state is the schedule's status and its runs (whose names are derived from the slot), so a restarted
 operator or a second replica plans the same step and a repeated create answers AlreadyExists.
@@ -91,22 +93,28 @@ def reconcile_schedule(
     name: str,
     clock: Clock = real_clock,
     crash: Callable[[str], None] = _no_crash,
-) -> None:
-    """One level-based step of the schedule; `crash` is the integration tests' hook (`runs.crash_point`)."""
+) -> float | None:
+    """One level-based step of the schedule; `crash` is the integration tests' hook (`runs.crash_point`).
+
+    Returns the seconds until the schedule's next slot (when to reconcile it again), or None when no
+    slot is coming (no cron, an invalid spec, or the schedule is gone).
+    """
     path = path_for(API_VERSION, "agentschedules", namespace, name)
     body = kube.get_or_none(path)
     if body is None or body["metadata"].get("deletionTimestamp"):
-        return
+        return None
     schedule = AgentSchedule.from_k8s(body)
     problems = validate_schedule(schedule.spec)
     draft = schedule_status(schedule, body.get("status"), problems)
     notes: list[tuple[str, str, str]] = []
+    requeue_after: float | None = None
     if not problems:
         owned = kube.list(path_for(API_VERSION, "agentruns", namespace), f"{SCHEDULE_LABEL}={name}")
         plan = plan_cron_step(schedule, owned, clock())
         _carry_out(kube, namespace, plan, crash)
         draft.set(**plan.status)
         notes = [(e.type, e.reason, e.message) for e in plan.events]
+        requeue_after = plan.requeue_after
     patch = draft.patch()
     if patch is not None:
         kube.patch(path + "/status", {"status": patch})
@@ -114,3 +122,4 @@ def reconcile_schedule(
         events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
     for type_, reason, message in notes:
         events.post(kube, body, type_, reason, message)
+    return requeue_after
