@@ -99,8 +99,8 @@ def reconcile_agent(kube: Kube, namespace: str, name: str) -> None:
         agent, body.get("status"), policies, runs, check_credentials(kube, agent), datetime.now(UTC)
     )
     patch = draft.patch()
-    if patch is not None:
-        kube.patch(path_for(API_VERSION, "agents", namespace, name) + "/status", {"status": patch})
+    if patch is not None and not kube.patch_status(path_for(API_VERSION, "agents", namespace, name), patch):
+        return  # deleted meanwhile
     for _type, status, reason, message in draft.transitions:
         events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
 
@@ -121,4 +121,4 @@ def reconcile_policy(kube: Kube, namespace: str, name: str) -> None:
     ready(draft, True, "Accepted", f"{bound} agent(s) governed by this policy.")
     patch = draft.patch()
     if patch is not None:
-        kube.patch(path + "/status", {"status": patch})
+        kube.patch_status(path, patch)

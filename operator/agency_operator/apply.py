@@ -31,11 +31,19 @@ def plural(kind: str) -> str:
 
 
 def ensure(kube: Kube, body: JsonDict) -> tuple[JsonDict, bool]:
-    """The object as it is on the server, and whether this call created it."""
-    try:
-        return kube.create(object_path(body), body), True
-    except KubeError as err:
-        if not err.conflict:
-            raise
-    existing = kube.get(object_path(body, body["metadata"]["name"]))
-    return existing, False
+    """The object as it is on the server, and whether this call created it.
+
+    An object that exists (409) but is gone when read was being deleted (its owner went, the garbage
+    collector took it): create it once more rather than fail the reconcile on the race.
+    """
+    for _ in range(2):
+        try:
+            return kube.create(object_path(body), body), True
+        except KubeError as err:
+            if not err.conflict:
+                raise
+        existing = kube.get_or_none(object_path(body, body["metadata"]["name"]))
+        if existing is not None:
+            return existing, False
+    name = f"{body['kind']} {body['metadata']['name']}"
+    raise KubeError(409, "Conflict", f"{name} was deleted each time it was found to exist; retry later")

@@ -110,8 +110,8 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
 def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, before: str | None) -> None:
     patch = draft.patch()
     meta = body["metadata"]
-    if patch is not None:
-        ctx.kube.patch(runs_path(meta["namespace"], meta["name"]) + "/status", {"status": patch})
+    if patch is not None and not ctx.kube.patch_status(runs_path(meta["namespace"], meta["name"]), patch):
+        return  # deleted meanwhile: no Events or metrics about a run that is gone
     for _type, status, reason, message in draft.transitions:
         kind = (
             "Warning"

@@ -116,8 +116,8 @@ def reconcile_schedule(
         notes = [(e.type, e.reason, e.message) for e in plan.events]
         requeue_after = plan.requeue_after
     patch = draft.patch()
-    if patch is not None:
-        kube.patch(path + "/status", {"status": patch})
+    if patch is not None and not kube.patch_status(path, patch):
+        return None  # deleted meanwhile: no wake-up, no Events
     for _type, status, reason, message in draft.transitions:
         events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
     for type_, reason, message in notes:
