@@ -206,8 +206,12 @@ def test_malformed_events_are_400_saying_what_is_wrong() -> None:
         b"{not json": "not valid JSON",
         json.dumps({k: v for k, v in structured(9.5).items() if k != "id"}).encode(): "id",
         json.dumps(structured(9.5, specversion="0.3")).encode(): "specversion",
-        json.dumps(structured(9.5, time="yesterday")).encode(): "not a valid CloudEvent",
+        json.dumps(structured(9.5, time="yesterday")).encode(): "attribute time must be an RFC 3339",
+        json.dumps(structured(9.5, time="2026-02-30T00:00:00Z")).encode(): "attribute time",
         b"[1, 2]": "JSON object",
+        # Deeper than the limit, and deeper than Python's JSON parser can recurse: both refused, not a 500.
+        json.dumps(structured(9.5, data=json.loads("[" * 65 + "]" * 65))).encode(): "nested too deeply",
+        json.dumps(structured(9.5, data="$")).replace('"$"', "[" * 5000 + "]" * 5000).encode(): "too deeply",
     }
 
     async def scenario(client: httpx.AsyncClient) -> None:

@@ -25,7 +25,8 @@ Answers (JSON bodies, `{"error": ..., "message": ...}` for refusals):
 - 202 `{"event": {...}, "runs": [...], "results": [...]}`: accepted; `runs` names every run this event
   started or had started before (redeliveries answer the same names), `results` says per schedule trigger
   what happened (Created, Exists, Skipped, Suspended, Insignificant, BelowThreshold, Error);
-- 400 malformed (not JSON, missing id/source/type/specversion, specversion not 1.0, bad namespace);
+- 400 malformed (not JSON, missing id/source/type/specversion, specversion not 1.0, a time that is not
+  RFC 3339, JSON nested more than 64 levels deep, bad namespace);
 - 401 no bearer token, or one the TokenReview does not accept (`WWW-Authenticate: Bearer`);
 - 403 the caller may not create signals in the namespace;
 - 413 the body is larger than the limit (default 256 KiB);

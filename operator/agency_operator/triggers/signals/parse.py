@@ -10,7 +10,9 @@ Batches (`application/cloudevents-batch+json`) and other event formats are refus
 
 The SDK fills in a missing `id` and `time` with generated values; an event without an id cannot be
 deduplicated, so the required attributes are checked here before the SDK sees the event, and a generated
-`time` is not passed on.
+`time` is not passed on. A `time` that is not RFC 3339 is refused naming the attribute (the SDK's own
+error would not), and so is JSON nested deeper than `MAX_DEPTH` (Python's parser would raise
+RecursionError a little deeper, and CEL and the input template recurse over the data too).
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ ATTRIBUTE_LIMITS = {"id": 256, "type": 256, "source": 1024, "subject": 1024}
 REQUIRED = ("specversion", "id", "source", "type")
 
 _JSON_TYPE = re.compile(r"^(application|text)/([a-zA-Z0-9\-.]+\+)?json$")
+
+#: Deepest nesting of objects and lists accepted in an event: parsers, CEL and templates recurse per level.
+MAX_DEPTH = 64
+_TOO_DEEP = f"the event's JSON is nested too deeply: at most {MAX_DEPTH} levels of objects and lists"
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class SignalRejected(Exception):
@@ -74,6 +81,33 @@ def _check_attributes(attributes: Mapping[str, Any], where: str) -> None:
         value = attributes.get(name)
         if isinstance(value, str) and len(value) > limit:
             raise malformed(f"attribute {name} is {len(value)} characters long; at most {limit} are accepted")
+    time = attributes.get("time")
+    if time is not None and not _is_rfc3339(time):
+        raise malformed(
+            f"attribute time must be an RFC 3339 timestamp such as 2026-01-01T08:00:00Z, "
+            f"got {str(time)[:64]!r}"
+        )
+
+
+def _is_rfc3339(value: object) -> bool:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value[:19])  # the calendar: no February 30th, no hour 24
+    except ValueError:
+        return False
+    return True
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and lists nest in `value` (iteratively; stops counting past MAX_DEPTH)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list) and deepest <= MAX_DEPTH:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _binary_attributes(headers: Mapping[str, str]) -> dict[str, str]:
@@ -82,6 +116,16 @@ def _binary_attributes(headers: Mapping[str, str]) -> dict[str, str]:
 
 def parse_signal(headers: Mapping[str, str], body: bytes) -> Signal:
     """The CloudEvent in a request's headers and body; raises SignalRejected (400 or 415) otherwise."""
+    try:
+        signal = _parse(headers, body)
+    except RecursionError as error:  # JSON nested deeper than the parser's recursion allows
+        raise malformed(_TOO_DEEP) from error
+    if _depth(signal.data) > MAX_DEPTH:
+        raise malformed(_TOO_DEEP)
+    return signal
+
+
+def _parse(headers: Mapping[str, str], body: bytes) -> Signal:
     lowered = {k.lower(): v for k, v in headers.items()}
     media = _media_type(lowered.get("content-type"))
     binary = any(k.startswith("ce-") for k in lowered)
