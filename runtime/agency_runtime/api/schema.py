@@ -82,7 +82,18 @@ def _convert(node: JsonObject, defs: dict[str, JsonObject], path: str) -> JsonOb
         out["type"] = "object"
     if PATTERN_MESSAGE in out:
         _pattern_as_rule(out, path)
+    if out.get("format") == "date-time":
+        out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), dict(DATE_TIME_RULE)]
     return out
+
+
+#: kube-apiserver (1.35) stores a JSON array given for a `type: string, format: date-time` field: the
+#: schema check lets it through, so the object could never be parsed again. A CEL rule reads the value as
+#: a timestamp, which refuses anything else with this message, naming the field.
+DATE_TIME_RULE: JsonObject = {
+    "rule": "type(self) == google.protobuf.Timestamp",
+    "message": "must be an RFC 3339 date-time such as 2026-01-01T08:00:00Z",
+}
 
 
 def _pattern_as_rule(node: JsonObject, path: str) -> None:

@@ -11,7 +11,7 @@ import yaml
 
 from agency_runtime.api import Agent, AgentPolicy, AgentRun, crd
 from agency_runtime.api.meta import JsonObject, Resource
-from agency_runtime.api.schema import SchemaError, structural, walk
+from agency_runtime.api.schema import DATE_TIME_RULE, SchemaError, structural, walk
 
 REPO = Path(__file__).resolve().parents[3]
 CRDS = REPO / "crds"
@@ -87,6 +87,14 @@ def test_every_string_and_list_is_bounded_so_cel_costs_stay_low(kind: type[Resou
         if node.get("additionalProperties") and "maxProperties" not in node:
             unbounded.append(path)
     assert not unbounded
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
+def test_every_date_time_field_has_a_rule_reading_it_so_an_array_is_refused(kind: type[Resource]) -> None:
+    date_times = [(path, node) for path, node in walk(_schema(kind)) if node.get("format") == "date-time"]
+    assert date_times
+    for path, node in date_times:
+        assert DATE_TIME_RULE in node.get("x-kubernetes-validations", []), path
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
