@@ -10,16 +10,19 @@ What it starts (all on loopback, all stopped at the end):
 
 Then it applies the CRDs and the `examples/cold-chain/` policy and agent — pointed at the scripted model and
 the stand-in services — starts the example AgentRun, shows its progress, and prints the trace and a usage
-table. The dispatch is destructive, so the policy holds it for approval: the run ends waiting for a decision.
+table. The dispatch is destructive, so the policy holds it for approval: the demo approves it with
+`kubectl agency approve` and follows the run to its end.
 
-With Docker and kind installed the same fleet could run on kind with the `pod` executor; that path needs a
-built image (see the Dockerfile) and is documented in the README, while this demo never depends on Docker.
+Where Docker (with a running engine) and kind are installed, the same fleet runs on a kind cluster instead:
+the image built from the Dockerfile, the Helm chart with the `pod` executor (`demo_kind.py`).
+`AGENCY_DEMO_TARGET=testbed|kind` forces one; the tests force `testbed`, so they never depend on Docker.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,13 +32,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
 
-from agency_testbed import build
+from agency_testbed import build, demo_kind
 from agency_testbed.cluster import Testbed
+from agency_testbed.demo_kind import DemoError, KindCluster, Target
 from agency_testbed.jaeger import Jaeger, TraceView
 from agency_testbed.llm import ScriptedLLM
 from agency_testbed.llm_script import call, reply
@@ -54,18 +58,29 @@ def say(message: str) -> None:
     print(f"\033[1m==>\033[0m {message}", flush=True)
 
 
+class Cluster(Protocol):
+    """What the demo drives: the loopback testbed or a kind cluster (kubectl as admin, a client env)."""
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def env(self) -> dict[str, str]: ...
+
+
 # ----- stand-in services ---------------------------------------------------------------------------------
 class ColdChainServices(ThreadingHTTPServer):
     """Sensor readings and technician dispatch, counting every call so the demo can show what happened."""
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ServiceHandler)
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), _ServiceHandler)
+        self.host = host
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"http://{self.host}:{self.server_address[1]}"
 
     @property
     def port(self) -> int:
@@ -110,12 +125,15 @@ def load_examples() -> dict[str, JsonDict]:
     return found
 
 
-def adapt(fleet: dict[str, JsonDict], model_url: str, services: ColdChainServices) -> list[JsonDict]:
+def adapt(
+    fleet: dict[str, JsonDict], model_url: str, services: ColdChainServices, *, chart: bool
+) -> list[JsonDict]:
     """The example policy, agent and run, changed only where a laptop differs from production."""
     policy = fleet["AgentPolicy/cold-chain"]
     policy["spec"]["models"]["allowed"].append("openai/*")
-    policy["spec"]["network"]["egress"].append({"hosts": ["127.0.0.1"], "ports": [{"port": services.port}]})
-    policy["spec"]["identity"]["clusterRoles"] = []  # the testbed has no `view` ClusterRole to bind
+    policy["spec"]["network"]["egress"].append({"hosts": [services.host], "ports": [{"port": services.port}]})
+    if not chart:  # the chart installs agency-agent-read-only; the bare testbed has no such ClusterRole
+        policy["spec"]["identity"]["clusterRoles"] = []
 
     agent = fleet[f"Agent/{AGENT}"]
     model = agent["spec"]["model"]
@@ -219,20 +237,20 @@ def operator_process(testbed: Testbed, folder: Path, otlp: str) -> Iterator[int]
         stop(pid)
 
 
-def run_status(testbed: Testbed) -> JsonDict:
-    out = testbed.kubectl("get", "agentrun", RUN, "-n", NAMESPACE, "-o", "json", check=False)
+def run_status(cluster: Cluster) -> JsonDict:
+    out = cluster.kubectl("get", "agentrun", RUN, "-n", NAMESPACE, "-o", "json", check=False)
     if out.returncode != 0:
         return {}
     status: JsonDict = json.loads(out.stdout).get("status") or {}
     return status
 
 
-def follow(testbed: Testbed, final: frozenset[str] = FINAL_PHASES, timeout: float = 180.0) -> JsonDict:
+def follow(cluster: Cluster, final: frozenset[str] = FINAL_PHASES, timeout: float = 180.0) -> JsonDict:
     """Print one progress line while the run moves; return its status once it stops moving."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        status = run_status(testbed)
+        status = run_status(cluster)
         usage = status.get("usage") or {}
         line = (
             f"   {RUN}: phase={status.get('phase', 'Pending')} steps={status.get('stepCount', 0)} "
@@ -245,7 +263,7 @@ def follow(testbed: Testbed, final: frozenset[str] = FINAL_PHASES, timeout: floa
         if status.get("phase") in final:
             return status
         time.sleep(0.5)
-    raise TimeoutError(f"the run did not finish within {timeout:.0f}s; last status: {run_status(testbed)}")
+    raise TimeoutError(f"the run did not finish within {timeout:.0f}s; last status: {run_status(cluster)}")
 
 
 def show_conditions(status: JsonDict) -> None:
@@ -263,8 +281,8 @@ def show_trace(jaeger: Jaeger, trace_id: str) -> None:
         print(f"   {line}")
 
 
-def usage_table(testbed: Testbed) -> None:
-    runs = json.loads(testbed.kubectl("get", "agentruns", "-A", "-o", "json").stdout)["items"]
+def usage_table(cluster: Cluster) -> None:
+    runs = json.loads(cluster.kubectl("get", "agentruns", "-A", "-o", "json").stdout)["items"]
     rows: dict[tuple[str, str], list[float]] = {}
     for item in runs:
         usage = (item.get("status") or {}).get("usage") or {}
@@ -282,7 +300,68 @@ def usage_table(testbed: Testbed) -> None:
         )
 
 
-def main() -> int:
+def play(
+    cluster: Cluster, jaeger: Jaeger, llm: ScriptedLLM, services: ColdChainServices, *, chart: bool
+) -> None:
+    """The fleet on a cluster whose operator runs: apply, run, follow, approve, follow, show what happened."""
+    script_model(llm)
+    objects = adapt(load_examples(), llm.base_url, services, chart=chart)
+    say("kubectl apply: the cold-chain AgentPolicy and Agent")
+    cluster.kubectl(
+        "apply",
+        "-n",
+        NAMESPACE,
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+    say(f"kubectl apply: AgentRun {RUN}")
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "run.yaml"))
+    status = follow(cluster)
+    show_conditions(status)
+    for pending in status.get("pendingApprovals") or []:
+        say(f"waiting for approval: {json.dumps(pending)}")
+    say(f"calls at the stand-in services so far: {services.calls or 'none'}")
+    if status.get("phase") == "WaitingForApproval":
+        say(f"kubectl agency approve {RUN} -n {NAMESPACE}  (as the on-call approver)")
+        approve = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "kubectl-agency"),
+                "approve",
+                RUN,
+                "-n",
+                NAMESPACE,
+                "--reason",
+                "depot confirmed a technician is free",
+            ],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(f"   {(approve.stdout + approve.stderr).strip()}")
+        status = follow(cluster, FINAL_PHASES - {"WaitingForApproval"})
+        show_conditions(status)
+    print(cluster.kubectl("get", "agentrun", "-n", NAMESPACE, "-o", "wide").stdout, end="")
+    if status.get("result"):
+        say(f"result: {status['result']}")
+    say(f"calls at the stand-in services: {services.calls or 'none'}")
+    trace_id = status.get("traceId")
+    if trace_id:
+        show_trace(jaeger, trace_id)
+    usage_table(cluster)
+
+
+def serve_services(stack: ExitStack, host: str) -> ColdChainServices:
+    services = ColdChainServices(host)
+    threading.Thread(target=services.serve_forever, daemon=True).start()
+    stack.callback(services.server_close)
+    stack.callback(services.shutdown)
+    return services
+
+
+def on_testbed() -> None:
+    """The fleet on the loopback testbed, the operator as a local process with the `local` executor."""
     if build.missing():
         build.ensure()
     with ExitStack() as stack:
@@ -293,10 +372,7 @@ def main() -> int:
         say("starting Jaeger, the scripted model and the stand-in cold-chain services")
         jaeger = stack.enter_context(Jaeger())
         llm = stack.enter_context(ScriptedLLM())
-        services = ColdChainServices()
-        threading.Thread(target=services.serve_forever, daemon=True).start()
-        stack.callback(services.shutdown)
-        script_model(llm)
+        services = serve_services(stack, "127.0.0.1")
 
         say("installing the CRDs")
         testbed.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -308,54 +384,53 @@ def main() -> int:
 
         say("starting the operator (local executor)")
         stack.enter_context(operator_process(testbed, folder, jaeger.otlp_http_endpoint))
-
-        fleet = load_examples()
-        objects = adapt(fleet, llm.base_url, services)
-        say("kubectl apply: the cold-chain AgentPolicy and Agent")
-        testbed.kubectl(
-            "apply",
-            "-n",
-            NAMESPACE,
-            "-f",
-            "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
-        )
-        say(f"kubectl apply: AgentRun {RUN}")
-        testbed.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "run.yaml"))
-        status = follow(testbed)
-        show_conditions(status)
-        for pending in status.get("pendingApprovals") or []:
-            say(f"waiting for approval: {json.dumps(pending)}")
-        say(f"calls at the stand-in services so far: {services.calls or 'none'}")
-        if status.get("phase") == "WaitingForApproval":
-            say(f"kubectl agency approve {RUN} -n {NAMESPACE}  (as the on-call approver)")
-            approve = subprocess.run(
-                [
-                    str(Path(sys.executable).parent / "kubectl-agency"),
-                    "approve",
-                    RUN,
-                    "-n",
-                    NAMESPACE,
-                    "--reason",
-                    "depot confirmed a technician is free",
-                ],
-                env=testbed.env(),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            print(f"   {(approve.stdout + approve.stderr).strip()}")
-            status = follow(testbed, FINAL_PHASES - {"WaitingForApproval"})
-            show_conditions(status)
-        print(testbed.kubectl("get", "agentrun", "-n", NAMESPACE, "-o", "wide").stdout, end="")
-        if status.get("result"):
-            say(f"result: {status['result']}")
-        say(f"calls at the stand-in services: {services.calls or 'none'}")
-        trace_id = status.get("traceId")
-        if trace_id:
-            show_trace(jaeger, trace_id)
-        usage_table(testbed)
+        play(testbed, jaeger, llm, services, chart=False)
         say("stopping everything")
+
+
+def on_kind(docker: str, kind: str) -> None:
+    """The fleet on a kind cluster: the image built here, the chart installed with the `pod` executor."""
+    if build.missing():
+        build.ensure()  # kubectl and helm come from the testbed's build
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agency-demo-kind-")))
+        say(f"docker build -t {demo_kind.IMAGE} . (the Dockerfile's operator and runtime image)")
+        demo_kind.build_image(docker, REPO)
+        say(f"kind create cluster --name {demo_kind.CLUSTER}")
+        cluster = KindCluster.create(kind, demo_kind.CLUSTER, folder, build.bin_dir())
+        stack.callback(cluster.delete)
+        stack.callback(say, f"kind delete cluster --name {demo_kind.CLUSTER}")
+        cluster.load_image(demo_kind.IMAGE)
+        gateway = demo_kind.docker_gateway(docker)
+        say(f"starting Jaeger, the scripted model and the stand-in services on {gateway} (the kind network)")
+        jaeger = stack.enter_context(Jaeger(otlp_host=gateway))
+        llm = stack.enter_context(ScriptedLLM(host=gateway))
+        services = serve_services(stack, gateway)
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        say("helm install agency charts/agency (executor pod)")
+        values = demo_kind.kind_values(
+            demo_kind.IMAGE_REPOSITORY, demo_kind.IMAGE_TAG, jaeger.otlp_http_endpoint, NAMESPACE
+        )
+        try:
+            cluster.helm_install(REPO / "charts" / "agency", values, folder)
+            play(cluster, jaeger, llm, services, chart=True)
+        except BaseException:
+            say(f"the operator's log:\n{cluster.operator_log()}")
+            raise
+        say("stopping everything")
+
+
+def main() -> int:
+    try:
+        target = demo_kind.choose_target(os.environ)
+        if target is Target.KIND:
+            say("Docker and kind found: the demo runs on a kind cluster (AGENCY_DEMO_TARGET=testbed to skip)")
+            on_kind(shutil.which("docker") or "docker", shutil.which("kind") or "kind")
+        else:
+            on_testbed()
+    except DemoError as err:
+        print(f"demo: {err}", file=sys.stderr)
+        return 1
     say("done")
     return 0
 

@@ -98,11 +98,14 @@ class JaegerPorts:
         return cls(*parts)
 
 
-def render_config(ports: JaegerPorts, max_traces: int = 100_000) -> str:
-    """The Jaeger v2 YAML config: OTLP in, memory storage, query API out, nothing on a fixed port."""
+def render_config(ports: JaegerPorts, max_traces: int = 100_000, otlp_host: str = LOOPBACK) -> str:
+    """The Jaeger v2 YAML config: OTLP in, memory storage, query API out, nothing on a fixed port.
 
-    def addr(port: int) -> str:
-        return f"{LOOPBACK}:{port}"
+    The query API always listens on loopback; OTLP on `otlp_host` (the kind demo uses the Docker
+    network's gateway, so Pods in kind nodes can export to a Jaeger on the host)."""
+
+    def addr(port: int, host: str = LOOPBACK) -> str:
+        return f"{host}:{port}"
 
     config: Json = {
         "service": {
@@ -131,8 +134,8 @@ def render_config(ports: JaegerPorts, max_traces: int = 100_000) -> str:
         "receivers": {
             "otlp": {
                 "protocols": {
-                    "grpc": {"endpoint": addr(ports.otlp_grpc)},
-                    "http": {"endpoint": addr(ports.otlp_http)},
+                    "grpc": {"endpoint": addr(ports.otlp_grpc, otlp_host)},
+                    "http": {"endpoint": addr(ports.otlp_http, otlp_host)},
                 }
             }
         },
@@ -163,9 +166,9 @@ def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
 
 
-def _accepts(port: int) -> bool:
+def _accepts(port: int, host: str = LOOPBACK) -> bool:
     try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False
@@ -187,8 +190,10 @@ class Jaeger:
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         max_traces: int = 100_000,
+        otlp_host: str = LOOPBACK,
     ) -> None:
         self._binary = binary
+        self._otlp_host = otlp_host
         self._fixed_ports = ports
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -230,7 +235,7 @@ class Jaeger:
     def _launch(self, binary: Path, ports: JaegerPorts) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="agency-jaeger-"))
         config = workdir / "config.yaml"
-        config.write_text(render_config(ports, self._max_traces))
+        config.write_text(render_config(ports, self._max_traces, self._otlp_host))
         log = workdir / "jaeger.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -268,7 +273,8 @@ class Jaeger:
         )
 
     def _serving(self, ports: JaegerPorts) -> bool:
-        if not (_accepts(ports.otlp_http) and _accepts(ports.otlp_grpc)):
+        host = self._otlp_host
+        if not (_accepts(ports.otlp_http, host) and _accepts(ports.otlp_grpc, host)):
             return False
         try:
             return self._client.get("/api/services", timeout=1.0).status_code == 200
@@ -310,11 +316,11 @@ class Jaeger:
     @property
     def otlp_http_endpoint(self) -> str:
         """Base URL for OTLP/HTTP; exporters post to ``{this}/v1/traces``."""
-        return f"http://{LOOPBACK}:{self.ports.otlp_http}"
+        return f"http://{self._otlp_host}:{self.ports.otlp_http}"
 
     @property
     def otlp_grpc_endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports.otlp_grpc}"
+        return f"http://{self._otlp_host}:{self.ports.otlp_grpc}"
 
     @property
     def query_url(self) -> str:

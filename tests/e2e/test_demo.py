@@ -11,7 +11,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_the_cold_chain_agent_through_approval_to_success_and_prints_its_trace() -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "tests"), LITELLM_LOCAL_MODEL_COST_MAP="True")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO / "tests"),
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        AGENCY_DEMO_TARGET="testbed",  # also where Docker and kind are installed: see test_demo_kind.py
+    )
     done = subprocess.run(
         [sys.executable, "-m", "agency_testbed.demo"],
         cwd=REPO,
