@@ -130,7 +130,7 @@ def adapt_fleet(
                 {"hosts": ["127.0.0.1"], "ports": [{"port": services.port}]}
             )
             if "identity" in spec:
-                spec["identity"]["clusterRoles"] = []  # the testbed has no `view` ClusterRole to bind
+                spec["identity"]["clusterRoles"] = []  # no chart here: no agency-agent-read-only
         elif kind == "Agent":
             spec["model"] = {
                 "name": f"openai/{doc['metadata']['name']}",
