@@ -41,7 +41,7 @@ PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 #: `sh -c GATE agency-runtime <pid file> <runtime command...>`: wait (up to about a minute) until the pid
 #: file exists, then become the runtime (exec keeps the pid) only if it holds this process's pid.
 GATE = (
-    'i=0; while [ ! -s "$1" ] && [ "$i" -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done; '
+    'i=0; while [ ! -s "$1" ] && [ "$i" -lt 6000 ]; do sleep 0.01; i=$((i + 1)); done; '
     'recorded=; [ -s "$1" ] && read -r recorded < "$1"; [ "$recorded" = "$$" ] || exit 0; '
     'shift; exec "$@"'
 )

@@ -54,6 +54,7 @@ def parent(operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namesp
     wait_for_phase(testbed, namespace, "r1", "Running")
     uid = api_get(testbed, run_path(namespace, "r1"))["metadata"]["uid"]  # type: ignore[index]
     folder = operator.workdir / namespace / f"r1-{uid}"
+    wait_for(lambda: (folder / "env.json").exists(), 30, "the stub runtime to record its environment")
     return Parent(namespace, uid, folder, (folder / "token").read_text(), port)
 
 
