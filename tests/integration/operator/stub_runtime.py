@@ -6,6 +6,8 @@ environment it was given (`env.json` in its working folder, for tests to assert)
 run's input says — a JSON object:
 
 - `{"wait": true}`: wait until a file named `release` appears in the working folder;
+- `{"post": "http://..."}`: first POST the run's uid to that URL, once per process and without an
+  idempotency key, so a second process started for a run shows as a second side effect;
 - `{"phase": "Succeeded", "steps": 2, "usage": {...}, "result": "..."}`: the final result to report
   (`judge` and `reflection` are passed on as given);
 - `{"exit": 3}`: exit with that code without reporting a result;
@@ -21,6 +23,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -33,6 +36,11 @@ def main() -> int:
     ask = json.loads(run["input"] or "{}")
     if len((folder / "starts.log").read_text().split()) > 1 and "afterApproval" in ask:
         ask = ask["afterApproval"]
+    if ask.get("post"):
+        uid = os.environ["AGENCY_RUN_UID"].encode()
+        request = urllib.request.Request(ask["post"], data=uid, method="POST")  # noqa: S310 - the test's URL
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            answer.read()
     if ask.get("wait"):
         deadline = time.monotonic() + 300
         while not (folder / "release").exists() and time.monotonic() < deadline:
