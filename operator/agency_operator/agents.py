@@ -94,7 +94,9 @@ def reconcile_agent(kube: Kube, namespace: str, name: str) -> None:
         return
     agent = Agent.from_k8s(body)
     policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", namespace))]
-    runs = [AgentRun.from_k8s(r) for r in kube.list(path_for(API_VERSION, "agentruns", namespace))]
+    # Only the agent's own runs count (in flight, last run, usage today): parse those, not the namespace's.
+    listed = kube.list(path_for(API_VERSION, "agentruns", namespace))
+    runs = [AgentRun.from_k8s(r) for r in listed if r["spec"]["agentRef"]["name"] == name]
     draft = agent_status(
         agent, body.get("status"), policies, runs, check_credentials(kube, agent), datetime.now(UTC)
     )
