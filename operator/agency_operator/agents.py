@@ -14,7 +14,7 @@ from agency_operator import events
 from agency_operator.approvers import ensure_approvers
 from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials
-from agency_operator.kube import JsonDict, Kube, path_for
+from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.resolve import Refusal, check_agent, policy_for
 from agency_operator.status import StatusDraft, ready
 from agency_runtime.api.agent import Agent
@@ -88,15 +88,30 @@ def advertise(draft: StatusDraft, agent: Agent) -> None:
     draft.set(skills=[skill.name for skill in agent.spec.skills] or None)
 
 
+def agent_runs(kube: Kube, namespace: str, agent: str) -> list[AgentRun]:
+    """The Agent's runs, and only its own: its status counts no others (in flight, last run, usage today).
+
+    The API server filters them by the CRD's selectable field `spec.agentRef.name`, so a namespace's other
+    runs are neither sent nor parsed; a CRD installed before that field existed answers 400, and then the
+    whole namespace is listed and filtered here.
+    """
+    path = path_for(API_VERSION, "agentruns", namespace)
+    try:
+        listed = kube.list(path, field_selector=f"spec.agentRef.name={agent}")
+    except KubeError as err:
+        if err.status != 400:
+            raise
+        listed = kube.list(path)
+    return [AgentRun.from_k8s(r) for r in listed if r["spec"]["agentRef"]["name"] == agent]
+
+
 def reconcile_agent(kube: Kube, namespace: str, name: str) -> None:
     body = kube.get_or_none(path_for(API_VERSION, "agents", namespace, name))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     agent = Agent.from_k8s(body)
     policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", namespace))]
-    # Only the agent's own runs count (in flight, last run, usage today): parse those, not the namespace's.
-    listed = kube.list(path_for(API_VERSION, "agentruns", namespace))
-    runs = [AgentRun.from_k8s(r) for r in listed if r["spec"]["agentRef"]["name"] == name]
+    runs = agent_runs(kube, namespace, name)
     draft = agent_status(
         agent, body.get("status"), policies, runs, check_credentials(kube, agent), datetime.now(UTC)
     )

@@ -120,9 +120,13 @@ class Kube:
                 return None
             raise
 
-    def list(self, path: str, label_selector: str | None = None) -> list[JsonDict]:
-        params = {"labelSelector": label_selector} if label_selector else None
-        items: list[JsonDict] = self.get(path, params=params).get("items", [])
+    def list(
+        self, path: str, label_selector: str | None = None, *, field_selector: str | None = None
+    ) -> list[JsonDict]:
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        items: list[JsonDict] = self.get(path, params=params or None).get("items", [])
         return items
 
     def create(self, path: str, body: JsonDict) -> JsonDict:

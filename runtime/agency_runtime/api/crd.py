@@ -87,6 +87,16 @@ def crd(kind: type[Resource]) -> JsonObject:
         if column.format:
             entry["format"] = column.format
         columns.append(entry)
+    version: JsonObject = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": columns,
+        "schema": {"openAPIV3Schema": openapi_schema(kind)},
+    }
+    if facts.selectable_fields:
+        version["selectableFields"] = [{"jsonPath": path} for path in facts.selectable_fields]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -102,16 +112,7 @@ def crd(kind: type[Resource]) -> JsonObject:
                 "categories": [CATEGORY],
             },
             "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {"openAPIV3Schema": openapi_schema(kind)},
-                }
-            ],
+            "versions": [version],
         },
     }
 

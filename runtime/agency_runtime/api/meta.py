@@ -184,3 +184,5 @@ class CrdFacts:
     name_pattern: str | None = None
     """A pattern for metadata.name stricter than a DNS subdomain, for names reused as label values."""
     root_rules: tuple[JsonObject, ...] = ()
+    selectable_fields: tuple[str, ...] = ()
+    """JSON paths a list may be filtered by on the server (`fieldSelector`), e.g. one Agent's runs."""

@@ -303,4 +303,6 @@ class AgentRun(Resource):
         ),
         max_name_length=63,
         name_pattern=DNS_LABEL_PATTERN,
+        # The operator lists one Agent's runs (its status: runs in flight, usage today) by this field.
+        selectable_fields=(".spec.agentRef.name",),
     )

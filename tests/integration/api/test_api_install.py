@@ -12,6 +12,7 @@ import yaml
 
 from agency_runtime.api import Agent, AgentPolicy, AgentRun, AgentSchedule, Resource, parse
 from agency_testbed.cluster import Kubectl
+from agency_testbed.fixtures_operator import apply, run
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 PLURALS = "agents,agentpolicies,agentschedules,agentruns"
@@ -115,3 +116,11 @@ def test_server_defaults_mean_the_same_as_model_defaults(
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
     stored = json.loads(kubectl("get", kind.crd.plural, "minimal", "-n", namespace, "-o", "json").stdout)
     assert kind.from_k8s(stored).to_k8s()["spec"] == kind.from_k8s(body).to_k8s()["spec"]
+
+
+def test_kubectl_lists_the_runs_of_one_agent_by_field_selector(kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, run(namespace, "a1", "alpha"), run(namespace, "b1", "beta"), run(namespace, "a2", "alpha"))
+    out = kubectl(
+        "get", "agentruns", "-n", namespace, "--field-selector", "spec.agentRef.name=alpha", "-o", "name"
+    ).stdout
+    assert out.split() == ["agentrun.agency.dev/a1", "agentrun.agency.dev/a2"]
