@@ -34,7 +34,20 @@ MAX_AGENT_NAME = 50
 MAX_TEXT = 65536
 TOOL_NAME_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_-]*$"
 SKILL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
-URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_H = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(  # the hex forms of RFC 4291 (the "::" shortenings spelled out: RE2 has no lookahead)
+    (
+        f"({_H}:){{7}}{_H}",
+        f"({_H}:){{1,7}}:",
+        f"({_H}:){{1,6}}:{_H}",
+        *(f"({_H}:){{1,{n}}}(:{_H}){{1,{7 - n}}}" for n in range(5, 0, -1)),
+        f":((:{_H}){{1,7}}|:)",
+    )
+)
+#: Scheme, optional user info, a host name, IPv4 or bracketed IPv6 address, an optional port from 1 to
+#: 65535, then anything without spaces: what the runtime's HTTP client and the NetworkPolicy builder parse.
+URL_PATTERN = rf"^https?://([^\s/?#@\[\]]+@)?([^\s/?#@:\[\]]+|\[({_IPV6})\])(:{_PORT})?([/?#][^\s]*)?$"
 _DECIMAL = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 QUANTITY_PATTERN = rf"^(\+)?{_DECIMAL}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_DECIMAL}))?$"
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
@@ -55,7 +68,10 @@ Url = Annotated[
         min_length=8,
         max_length=2048,
         pattern=URL_PATTERN,
-        json_schema_extra=shape("must be an http:// or https:// URL without spaces"),
+        json_schema_extra=shape(
+            "must be an http:// or https:// URL without spaces, with any port from 1 to 65535 and any IPv6 "
+            "address in brackets (http://[fd00::1]:8000)"
+        ),
     ),
 ]
 Quantity = (
@@ -309,8 +325,24 @@ class ResourceList(ApiModel):
     """Memory, for example `256Mi`."""
 
 
+def _request_within_limit(resource: str) -> JsonObject:
+    """The Pod API refuses a request above its limit, so an Agent asking for one could never run."""
+    request, limit = f"string(self.requests.{resource})", f"string(self.limits.{resource})"
+    return rule(
+        f"!has(self.requests) || !has(self.limits) || !has(self.requests.{resource})"
+        f" || !has(self.limits.{resource}) || !isQuantity({request}) || !isQuantity({limit})"
+        f" || !quantity({request}).isGreaterThan(quantity({limit}))",
+        f"must not exceed limits.{resource}: a container cannot request more than its limit",
+        field_path=f".requests.{resource}",
+    )
+
+
 class ResourceRequirements(ApiModel):
     """Requests and limits of the container that runs the agent."""
+
+    model_config = ConfigDict(
+        json_schema_extra=k8s(_request_within_limit("cpu"), _request_within_limit("memory"))
+    )
 
     requests: ResourceList | None = None
     """What the scheduler reserves."""

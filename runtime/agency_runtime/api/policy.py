@@ -9,8 +9,11 @@ from pydantic import ConfigDict, Field
 
 from agency_runtime.api.common import DailyBudget, PolicyRunBudget, Risk, StatusBase
 from agency_runtime.api.meta import (
+    DNS_SUBDOMAIN_PATTERN,
+    DNS_SUBDOMAIN_SHAPE,
     ApiModel,
     CrdFacts,
+    DnsLabel,
     DnsSubdomain,
     PrinterColumn,
     Resource,
@@ -166,7 +169,12 @@ class Approver(ApiModel):
                 "self.kind == 'ServiceAccount' ? has(self.namespace) : !has(self.namespace)",
                 "namespace is required for a ServiceAccount approver and not allowed for a User or Group",
                 field_path=".namespace",
-            )
+            ),
+            rule(
+                f"self.kind != 'ServiceAccount' || self.name.matches(r'{DNS_SUBDOMAIN_PATTERN}')",
+                f"a ServiceAccount's name {DNS_SUBDOMAIN_SHAPE}",
+                field_path=".name",
+            ),
         )
     )
 
@@ -176,7 +184,7 @@ class Approver(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=253)]
     """The user name, group name or ServiceAccount name."""
 
-    namespace: DnsSubdomain | None = None
+    namespace: DnsLabel | None = None
     """The ServiceAccount's namespace (ServiceAccounts only)."""
 
 
@@ -196,8 +204,8 @@ class ClusterRoleGrant(ApiModel):
     name: DnsSubdomain
     """Name of the ClusterRole."""
 
-    namespaces: Annotated[list[DnsSubdomain], Field(max_length=32, json_schema_extra=k8s(list_set=True))] = (
-        Field(default_factory=list)
+    namespaces: Annotated[list[DnsLabel], Field(max_length=32, json_schema_extra=k8s(list_set=True))] = Field(
+        default_factory=list
     )
     """Namespaces in which it is bound (with a RoleBinding). Empty means the run's own namespace."""
 

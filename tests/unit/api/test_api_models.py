@@ -137,3 +137,27 @@ def test_usage_totals_stay_consistent_as_calls_add_up() -> None:
     usage = Usage().plus(100, 20, 0.01).plus(50, 5, 0.002)
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (150, 25, 175)
     assert usage.cost_usd == pytest.approx(0.012)
+
+
+@pytest.mark.parametrize(
+    ("api_base", "parses"),
+    [
+        ("http://127.0.0.1:9/v1", True),
+        ("https://[2001:db8::1]:9443/v1", True),
+        ("http://user:secret@models.example.com:8443", True),
+        ("http://models.example.com:99999/v1", False),  # urlsplit: port out of range
+        ("http://models.example.com:x/v1", False),  # urlsplit: port not a number
+        ("http://[0]/v1", False),  # urlsplit: not an IPv6 address
+    ],
+)
+def test_a_model_url_is_one_the_operator_and_the_runtime_can_parse(api_base: str, parses: bool) -> None:
+    agent = {
+        "kind": "Agent",
+        "metadata": {"name": "a"},
+        "spec": {"model": {"name": "openai/x", "apiBase": api_base}, "instructions": "Help."},
+    }
+    if parses:
+        Agent.from_k8s(agent)
+    else:
+        with pytest.raises(ValidationError, match="apiBase"):
+            Agent.from_k8s(agent)
