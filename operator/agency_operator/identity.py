@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agency_operator import names
-from agency_operator.apply import ensure
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_runtime.api.meta import GROUP
 from agency_runtime.api.policy import AgentPolicy
@@ -150,11 +149,6 @@ def build_identity(run: Mapping[str, Any], policy: AgentPolicy) -> list[JsonDict
         build_self_binding(run),
         *build_role_bindings(run, policy),
     ]
-
-
-def ensure_identity(kube: Kube, run: Mapping[str, Any], policy: AgentPolicy) -> list[JsonDict]:
-    """Create whatever part of the identity is missing; returns the objects as they are on the server."""
-    return [ensure(kube, body)[0] for body in build_identity(run, policy)]
 
 
 def revoke_identity(kube: Kube, run: Mapping[str, Any]) -> int:

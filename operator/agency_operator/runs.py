@@ -25,12 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agency_operator import events, names
-from agency_operator.apply import ensure
+from agency_operator.apply import ensure_all
 from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
-from agency_operator.identity import ensure_identity, grant_child, revoke_identity
+from agency_operator.identity import build_identity, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy, signals_rule
@@ -213,8 +213,20 @@ def _admit(
 
 def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | None:
     body, policy = admission.launch.body, admission.policy
-    try:
-        ensure_identity(ctx.kube, body, policy)
+    network_policy = build_network_policy(
+        body,
+        admission.agent,
+        policy,
+        otlp_endpoint=ctx.settings.otlp_endpoint,
+        api_endpoints=ctx.api_endpoints,
+        signals=signals_rule(
+            ctx.settings.signals_peer_namespace,
+            ctx.settings.signals_peer_labels,
+            ctx.settings.signals_port if ctx.settings.signals_url_for_runs() else 0,
+        ),
+    )
+    try:  # the identity and the NetworkPolicy do not depend on each other: created side by side
+        ensure_all(ctx.kube, [*build_identity(body, policy), network_policy])
     except KubeError as err:
         if err.status != 403:
             raise
@@ -230,21 +242,6 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
             ),
         )
     crash_point(ctx.settings, "serviceaccount")
-    ensure(
-        ctx.kube,
-        build_network_policy(
-            body,
-            admission.agent,
-            policy,
-            otlp_endpoint=ctx.settings.otlp_endpoint,
-            api_endpoints=ctx.api_endpoints,
-            signals=signals_rule(
-                ctx.settings.signals_peer_namespace,
-                ctx.settings.signals_peer_labels,
-                ctx.settings.signals_port if ctx.settings.signals_url_for_runs() else 0,
-            ),
-        ),
-    )
     grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
     draft.condition(
         IDENTITY,

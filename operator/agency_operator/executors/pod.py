@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from agency_operator import names
-from agency_operator.apply import ensure
+from agency_operator.apply import ensure_all
 from agency_operator.environment import build_run_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
 from agency_operator.kube import Kube, path_for
@@ -26,7 +26,8 @@ class PodExecutor:
         self.settings = settings
 
     def start(self, launch: Launch) -> None:
-        ensure(self.kube, build_run_file_config_map(launch.body, launch.run_file))
+        """The run file and the Pod, side by side: the API server does not need the ConfigMap to accept
+        the Pod, and the kubelet starts the container only once the ConfigMap it mounts exists."""
         env = build_run_env(
             launch.run,
             launch.budget,
@@ -34,8 +35,12 @@ class PodExecutor:
             otlp_endpoint=self.settings.otlp_endpoint,
             trace_parent=launch.trace_parent,
         )
-        ensure(
-            self.kube, build_pod(launch.body, launch.agent, launch.policy, env, self.settings, launch.attempt)
+        ensure_all(
+            self.kube,
+            [
+                build_run_file_config_map(launch.body, launch.run_file),
+                build_pod(launch.body, launch.agent, launch.policy, env, self.settings, launch.attempt),
+            ],
         )
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
