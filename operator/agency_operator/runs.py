@@ -228,6 +228,17 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
     try:  # the identity and the NetworkPolicy do not depend on each other: created side by side
         ensure_all(ctx.kube, [*build_identity(body, policy), network_policy])
     except KubeError as err:
+        if err.not_found:  # a namespace the policy grants ClusterRoles in does not exist (yet)
+            return _refuse(
+                draft,
+                IDENTITY,
+                Refusal(
+                    "IdentityNamespaceNotFound",
+                    f"The run's identity could not be made: {err.message}. AgentPolicy "
+                    f"{policy.metadata.name} binds ClusterRoles in namespaces that must exist "
+                    "(spec.identity.clusterRoles[].namespaces). The run waits until they do.",
+                ),
+            )
         if err.status != 403:
             raise
         grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
