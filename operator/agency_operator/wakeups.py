@@ -3,9 +3,9 @@
 A reconcile of an AgentSchedule knows when its next slot is (`CronPlan.requeue_after`); `arm(key, delay)`
 asks for `action(key)` to be called that many seconds later. One pending wake-up per key: arming again
 replaces it, so a schedule reconciled by an event, the resync and a wake-up still has one. A single thread
-keeps the times; the actions run on a small pool, so ten schedules due at the same minute start their runs
-side by side. Wake-ups are only a faster trigger: the resync still reconciles every schedule, so one lost
-with a restart costs at most a resync interval, as before.
+keeps the times; the actions run on a pool as wide as kopf's (16), so schedules due at the same minute
+start their runs side by side. Wake-ups are only a faster trigger: the resync still reconciles every
+schedule, so one lost with a restart costs at most a resync interval, as before.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ log = logging.getLogger("agency_operator.wakeups")
 class Wakeups:
     """Calls `action(key)` once per `arm(key, delay)`, `delay` seconds later; the latest arm of a key wins."""
 
-    def __init__(self, action: Callable[[str], object], workers: int = 4) -> None:
+    def __init__(self, action: Callable[[str], object], workers: int = 16) -> None:
         self.action = action
         self._due: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
