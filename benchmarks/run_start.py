@@ -1,0 +1,102 @@
+"""Run start latency: an AgentRun's creation until its Pod exists, against a plain Job's until its Pod exists.
+
+Measured: from the client's clock right before the POST that creates the object until the ADDED event of
+its Pod arrives on a watch of the namespace's Pods (one stream for both kinds, so neither pays for
+polling). Both objects are created the same way, as admin over HTTP on a kept-alive connection: what
+`kubectl create` sends, without kubectl's own ~0.1 s process start, which would add the same constant to
+both and flatter the ratio.
+
+Agency: the operator (`python -m agency_operator`, pod executor, production resync of 10 s) watching the
+namespace. Before the Pod it reads the run, its Agent, the namespace's AgentPolicies and the model key's
+Secret (admission, four requests in a row), then creates the run's identity (ServiceAccount, Role,
+RoleBinding; more bindings when the policy grants ClusterRoles) and its NetworkPolicy side by side, then
+its run file (a ConfigMap) and the Pod side by side: ten requests in four round trips where the job
+controller makes one request. That is why the honest comparison is a ratio against Kubernetes' own
+controller on the same testbed, not an absolute number.
+
+Baseline: a plain batch/v1 Job whose Pod kube-controller-manager's job controller creates.
+
+Pace: sequential. Each object is created only after the previous one's Pod arrived, then a pause of
+AGENCY_BENCH_GAP_MS (250 ms): latency without queueing (burst behaviour is the fleet-scale benchmark's).
+Kinds alternate in ABBA order so drift on a busy machine hits both; the first AGENCY_BENCH_WARMUP (3) of
+each are not counted. Runs and Jobs stay (Pods stay Pending: the testbed has no kubelet), so the
+operator's periodic resync of unfinished runs grows over the benchmark, as it would with that many
+runs in flight.
+
+Knobs: AGENCY_BENCH_RUNS (200 of each), AGENCY_BENCH_GAP_MS, AGENCY_BENCH_WARMUP.
+Target (issue "Prove it"): AgentRun/Job ratio <= 1.5 at p99.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agency_testbed.fixtures_operator import JsonDict, run
+from benchmarks.testbed_bench import WatchRecorder, bench_testbed, knob, label_key, percentile, print_table
+
+NAMESPACE = "run-start"
+RUN_LABEL = "agency.dev/run"
+JOB_LABEL = "batch.kubernetes.io/job-name"
+POD_TIMEOUT = 60.0
+
+
+def job(namespace: str, name: str) -> JsonDict:
+    """The plainest Job with one Pod; `backoffLimit: 0` as an agent run is not retried either."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}],
+                }
+            },
+        },
+    }
+
+
+def main() -> None:
+    runs, warmup = knob("AGENCY_BENCH_RUNS", 200), knob("AGENCY_BENCH_WARMUP", 3)
+    gap = knob("AGENCY_BENCH_GAP_MS", 250) / 1000
+    latencies: dict[str, list[float]] = {"job": [], "run": []}
+    paths = {
+        "job": f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs",
+        "run": f"/apis/agency.dev/v1alpha1/namespaces/{NAMESPACE}/agentruns",
+    }
+    with bench_testbed("agency-bench-run-start-") as bench:
+        bench.namespace(NAMESPACE)
+        bench.operator(NAMESPACE, executor="pod")
+        pods_path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+        with WatchRecorder(bench.testbed, pods_path, label_key(RUN_LABEL, JOB_LABEL)) as pods:
+            for i in range(warmup + runs):
+                for kind in ("job", "run") if i % 2 == 0 else ("run", "job"):
+                    name = f"{kind}-{i:04d}"
+                    body = job(NAMESPACE, name) if kind == "job" else run(NAMESPACE, name)
+                    started = time.time()
+                    bench.post(paths[kind], body)
+                    seen = pods.wait_for(name, POD_TIMEOUT)
+                    if i >= warmup:
+                        latencies[kind].append((seen.at - started) * 1000)
+                    time.sleep(gap)
+
+    print_table(
+        f"creation to Pod ADDED on a watch, {runs} of each, sequential, {gap * 1000:.0f} ms apart (ms)",
+        {
+            "plain Job (job controller)": latencies["job"],
+            "AgentRun (agency operator)": latencies["run"],
+        },
+    )
+    ratios = {p: percentile(latencies["run"], p) / percentile(latencies["job"], p) for p in (50, 90, 99, 100)}
+    print(f"  {'ratio AgentRun/Job':<34} {'':>5} " + " ".join(f"{r:>9.2f}" for r in ratios.values()))
+    print(
+        f"\nsummary: an AgentRun's Pod exists {percentile(latencies['run'], 99):.0f} ms after creation at "
+        f"p99 vs {percentile(latencies['job'], 99):.0f} ms for a plain Job: ratio {ratios[99]:.2f} "
+        f"(target <= 1.5; p50 ratio {ratios[50]:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
