@@ -7,9 +7,14 @@ import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from benchmarks import runtime_overhead
+from benchmarks import fleet_scale, run_start, runtime_overhead, schedule_accuracy
 
-BENCHMARKS = {"runtime-overhead": runtime_overhead.main}
+BENCHMARKS = {
+    "runtime-overhead": runtime_overhead.main,
+    "run-start": run_start.main,
+    "schedule-accuracy": schedule_accuracy.main,
+    "fleet-scale": fleet_scale.main,
+}
 
 
 def main(argv: list[str]) -> int:
