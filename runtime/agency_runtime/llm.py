@@ -1,7 +1,10 @@
 """Model calls through litellm: retries inside the run's time, fallbacks, and a small typed answer.
 
 litellm is imported lazily (it takes seconds) by `load_litellm()`; `__main__` starts that import in a
-background thread at process start so it overlaps reading the run file and opening the journal.
+background thread at process start so it overlaps reading the run file and opening the journal, and
+switches Python's cyclic garbage collector off until the first model call is over (`pause_gc`): the
+imports make hundreds of thousands of long-lived objects that the collector would otherwise scan again
+and again, a fifth of the time to the first request.
 Rate limits (429) and server errors (5xx, timeouts, connection failures) are retried with exponential
 backoff and jitter, honouring Retry-After, but never past the run's deadline; then the fallbacks are
 tried in order. litellm's and the OpenAI SDK's own retries are switched off so that only this loop
@@ -11,6 +14,7 @@ decides, and so that every attempt is visible here.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -60,6 +64,37 @@ def prewarm_litellm() -> threading.Thread:
 def _quiet_load() -> None:
     with contextlib.suppress(Exception):  # the real call imports again and reports the error
         load_litellm()
+
+
+GC_PAUSE_SECONDS = 30.0
+_gc_paused = False
+_gc_lock = threading.Lock()
+
+
+def pause_gc(longest: float = GC_PAUSE_SECONDS) -> None:
+    """Switch the cyclic garbage collector off for start-up; `resume_gc()` switches it back on after the
+    first model call, and at the latest after `longest` seconds (a resumed run may replay its model calls
+    and go straight to tools). Reference counting still frees everything that is not in a cycle."""
+    global _gc_paused
+    with _gc_lock:
+        if not gc.isenabled():
+            return
+        gc.disable()
+        _gc_paused = True
+    timer = threading.Timer(longest, resume_gc)
+    timer.daemon = True
+    timer.start()
+
+
+def resume_gc() -> None:
+    """End `pause_gc()`: what start-up made (modules, classes, the run's settings) lives as long as the
+    process, so it is frozen out of later collections, and the collector is back on. Idempotent."""
+    global _gc_paused
+    with _gc_lock:
+        if _gc_paused:
+            _gc_paused = False
+            gc.freeze()
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -256,13 +291,16 @@ class ModelClient:
         deadline: float | None,
     ) -> Answer:
         failures: list[str] = []
-        for target in self.targets():
-            try:
-                return self._complete_with(target, messages, tools, max_output_tokens, deadline)
-            except BudgetExceeded:
-                raise
-            except Exception as err:
-                failures.append(f"{target.name}: {_describe(err)}")
+        try:
+            for target in self.targets():
+                try:
+                    return self._complete_with(target, messages, tools, max_output_tokens, deadline)
+                except BudgetExceeded:
+                    raise
+                except Exception as err:
+                    failures.append(f"{target.name}: {_describe(err)}")
+        finally:
+            resume_gc()  # litellm's first call imports the provider's client: done by now
         raise ModelError("every model failed: " + "; ".join(failures))
 
     def _complete_with(
