@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml Makefile | sha1sum | cut -c1-12)
 TESTBED_DIR ?= .testbed
 export PYTHONPATH := $(CURDIR)/tests
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -14,10 +14,12 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip uv
-	@$(VENV)/bin/uv pip sync -q --python $(PY) requirements-dev.lock
+	@# Bytecode at install time, as the image does (UV_COMPILE_BYTECODE): where PYTHONDONTWRITEBYTECODE is
+	@# set, every runtime process would otherwise compile litellm and openai again before its first request.
+	@$(VENV)/bin/uv pip sync -q --compile-bytecode --python $(PY) requirements-dev.lock
 	@$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
