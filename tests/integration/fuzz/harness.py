@@ -48,6 +48,7 @@ class Harness:
     tally: Tally
     _names: itertools.count[int] = field(default_factory=itertools.count)
     _log_offset: int = 0
+    _deleted: list[str] = field(default_factory=list)
 
     # ----- the API -------------------------------------------------------------------------------
     def path(self, kind: str, name: str | None = None) -> str:
@@ -78,11 +79,15 @@ class Harness:
             if answer.status_code != 201:
                 self.tally.fail(f"{case.describe()}: the valid original was refused: {answer.text[:300]}")
                 return None
-            update = named(case.update, name)
-            update["metadata"]["resourceVersion"] = answer.json()["metadata"]["resourceVersion"]
+            # The whole spec replaced in one JSON patch: no resourceVersion to race the operator's status
+            # writes, and the transition rules still compare the new spec with the old one.
+            replace = [{"op": "replace", "path": "/spec", "value": named(case.update, name)["spec"]}]
             with self.testbed.http() as http:
-                answer = http.put(
-                    self.path(case.kind, name), json=update, params={"fieldValidation": "Strict"}
+                answer = http.patch(
+                    self.path(case.kind, name),
+                    json=replace,
+                    params={"fieldValidation": "Strict"},
+                    headers={"Content-Type": "application/json-patch+json"},
                 )
             if answer.status_code >= 400:  # the original is not this case's business: it goes
                 self.delete(case.kind, name)
@@ -173,18 +178,24 @@ class Harness:
         log = self.new_log_problems()
         for case, objs in accepted:
             problems = [p for o in objs if (p := _problem(o, seen.get(o)))]
-            names = [re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])") for _, name in objs]
+            names = [_names(name) for _, name in objs]
             problems += [line for line in log if any(n.search(line) for n in names)]
             log = [line for line in log if not any(n.search(line) for n in names)]
             for problem in problems:
                 self.tally.fail(f"{case.describe()}: {problem}")
             self.tally.reconciled += not problems
-        for line in log:  # about no object of this batch: a leftover of an earlier one, or the operator
-            self.tally.fail(f"operator log: {line}")
+        for line in log:  # about no object of this batch
+            if any(_names(name).search(line) for name in self._deleted):
+                # An object of an earlier batch, judged and deleted, that a reconcile still had in hand
+                # (its ServiceAccount went with it before its Pod was made): a deletion race, noted.
+                self.tally.notes.append(line)
+            else:
+                self.tally.fail(f"operator log: {line}")
         if not self.operator.alive():
             self.tally.fail(f"the operator died:{self.operator.log_tail(30)}")
         for kind, name in reversed(objects):
             self.delete(kind, name)
+            self._deleted.append(name)
 
     def new_log_problems(self) -> list[str]:
         with self.operator.log.open(errors="replace") as log:
@@ -201,6 +212,11 @@ class Harness:
             return None
         created: str = answer.json()["metadata"]["name"]
         return created
+
+
+def _names(name: str) -> re.Pattern[str]:
+    """Finds an object's name in a log line, and not a longer name it begins (`run-1` in `run-12`)."""
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
 
 
 def _problem(ref: tuple[str, str], body: JsonDict | None) -> str | None:

@@ -16,6 +16,8 @@ class Tally:
     rejected: int = 0
     rejected_naming_field: int = 0
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Errors the operator logged about objects already judged and deleted (deletion races), not failures."""
     seconds: float = 0.0
     """Wall time spent creating, following and deleting (operator start-up excluded)."""
     mutations: Counter[str] = field(default_factory=Counter)
@@ -46,6 +48,9 @@ def report_lines() -> list[str]:
             f"{t.rejected_naming_field:>8}{len(t.failures):>10}{t.seconds:>9.1f}"
         )
     for name, t in TALLIES.items():
+        if t.notes:
+            lines.append(f"  {name}: {len(t.notes)} operator log line(s) about objects already deleted, e.g.")
+            lines.append(f"    {t.notes[0][:300]}")
         lines += [f"  {name} failure: {f}" for f in t.failures[:20]]
         if len(t.failures) > 20:
             lines.append(f"  {name}: {len(t.failures) - 20} more failures")
