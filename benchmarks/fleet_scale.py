@@ -51,6 +51,7 @@ from agency_testbed import fixtures_operator as objects
 from agency_testbed.cluster import Testbed
 from agency_testbed.procs import log_tail, wait_until
 from benchmarks.testbed_bench import BenchTestbed, WatchRecorder, bench_testbed, knob, percentile
+from benchmarks.testbed_bench import job as bench_job
 
 JsonDict = dict[str, Any]
 Key = tuple[str, str, str]  # verb, resource, subresource
@@ -98,20 +99,7 @@ def fleet_runs(scale: Scale) -> list[JsonDict]:
 
 
 def job(index: int) -> JsonDict:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": f"job-{index:05d}", "namespace": JOBS_NAMESPACE},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "work", "image": "busybox:1.36", "command": ["true"]}],
-                }
-            },
-        },
-    }
+    return bench_job(JOBS_NAMESPACE, f"job-{index:05d}")
 
 
 _COLLECTIONS = {"Agent": "agents", "AgentRun": "agentruns", "Job": "jobs"}

@@ -31,31 +31,21 @@ from __future__ import annotations
 
 import time
 
-from agency_testbed.fixtures_operator import JsonDict, run
-from benchmarks.testbed_bench import WatchRecorder, bench_testbed, knob, label_key, percentile, print_table
+from agency_testbed.fixtures_operator import run
+from benchmarks.testbed_bench import (
+    WatchRecorder,
+    bench_testbed,
+    job,
+    knob,
+    label_key,
+    percentile,
+    print_table,
+)
 
 NAMESPACE = "run-start"
 RUN_LABEL = "agency.dev/run"
 JOB_LABEL = "batch.kubernetes.io/job-name"
 POD_TIMEOUT = 60.0
-
-
-def job(namespace: str, name: str) -> JsonDict:
-    """The plainest Job with one Pod; `backoffLimit: 0` as an agent run is not retried either."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}],
-                }
-            },
-        },
-    }
 
 
 def main() -> None:

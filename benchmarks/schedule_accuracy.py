@@ -30,7 +30,15 @@ import time
 from datetime import datetime
 
 from agency_testbed.fixtures_operator import JsonDict
-from benchmarks.testbed_bench import WatchRecorder, bench_testbed, knob, name_key, percentile, print_table
+from benchmarks.testbed_bench import (
+    WatchRecorder,
+    bench_testbed,
+    job_spec,
+    knob,
+    name_key,
+    percentile,
+    print_table,
+)
 
 NAMESPACE = "schedule-accuracy"
 CRON = "* * * * *"
@@ -60,17 +68,7 @@ def cron_job(namespace: str, name: str) -> JsonDict:
         "spec": {
             "schedule": CRON,
             "concurrencyPolicy": "Allow",
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}],
-                        }
-                    },
-                }
-            },
+            "jobTemplate": {"spec": job_spec()},
         },
     }
 

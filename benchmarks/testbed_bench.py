@@ -52,6 +52,24 @@ PRODUCTION_ENV = {
 }
 
 
+def job_spec() -> JsonDict:
+    """The plainest one-Pod Job, the baselines' unit of work (`backoffLimit: 0`: runs are not retried)."""
+    pod = {
+        "restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}],
+    }
+    return {"backoffLimit": 0, "template": {"spec": pod}}
+
+
+def job(namespace: str, name: str) -> JsonDict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": job_spec(),
+    }
+
+
 def knob(name: str, default: int) -> int:
     """An integer scale knob from the environment (e.g. AGENCY_BENCH_RUNS); `default` when unset."""
     raw = os.environ.get(name, "")
