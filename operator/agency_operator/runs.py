@@ -101,10 +101,29 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
             grant_child(ctx.kube, namespace, run.spec.parent_run_ref.name, name)
         draft = StatusDraft(body.get("status"), body["metadata"].get("generation"))
         before = draft.get("phase")
+        gone = False
         try:
             return _reconcile(ctx, body, run, draft)
+        except KubeError:
+            gone = _gone(ctx, body)  # deleted meanwhile, its children with it: nothing is left to report
+            if gone:
+                return None
+            raise
         finally:
-            _write(ctx, body, run, draft, before)
+            if not gone:
+                _write(ctx, body, run, draft, before)
+
+
+def _gone(ctx: Context, body: JsonDict) -> bool:
+    """Whether the run read at the start of a reconcile is deleted (or being deleted, or replaced) now.
+
+    A child created for a run that is deleted meanwhile is taken by the garbage collector, so the next
+    request fails (a Pod whose ServiceAccount went is refused); that is the run going, not an error."""
+    meta = body["metadata"]
+    now = ctx.kube.get_or_none(runs_path(meta["namespace"], meta["name"]))
+    return (
+        now is None or bool(now["metadata"].get("deletionTimestamp")) or now["metadata"]["uid"] != meta["uid"]
+    )
 
 
 def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, before: str | None) -> None:

@@ -306,7 +306,7 @@ def prove_the_rest_of_the_tour(
     """The README's run, approve, trace and usage commands, as written, with the agent on the scripted
     model: the run waits for approval of the dispatch, succeeds once approved, shows its trace and usage."""
     demo.script_model(llm)
-    objects = demo.adapt(demo.load_examples(), llm.base_url, services)
+    objects = demo.adapt(demo.load_examples(), llm.base_url, services, chart=False)
     testbed.kubectl(
         "apply",
         "-n",
