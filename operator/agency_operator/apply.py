@@ -7,13 +7,15 @@ finishing a half-done one, changes nothing and duplicates nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
+from typing import TypeVar
 
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 
 #: Shared by every reconcile: the requests of one `ensure_all` go out side by side.
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agency-ensure")
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="agency-ensure")
 
 
 def object_path(body: JsonDict, name: str | None = None) -> str:
@@ -55,11 +57,39 @@ def ensure(kube: Kube, body: JsonDict) -> tuple[JsonDict, bool]:
     raise KubeError(409, "Conflict", f"{name} was deleted each time it was found to exist; retry later")
 
 
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Independent requests (reads or writes) at the same time: one round trip instead of one per call.
+
+    The first call runs in the calling thread, the others on the shared pool, so those must be single
+    requests that never wait on the pool themselves (a pool thread waiting on the pool can deadlock it).
+    The results are in the order of `calls`; every call runs to its end, then the first error (in that
+    order) is raised, so no request is left running behind the caller's back."""
+    if len(calls) < 2:
+        return [call() for call in calls]
+    futures = [_POOL.submit(call) for call in calls[1:]]
+    try:
+        first = calls[0]()
+    finally:
+        wait(futures)
+    return [first, *(future.result() for future in futures)]
+
+
+def both(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """Two independent requests of different types at the same time, as `side_by_side`: `first` in the
+    calling thread (it may go side by side itself), `second` on the pool (a single request)."""
+    future = _POOL.submit(second)
+    try:
+        result = first()
+    finally:
+        wait([future])
+    return result, future.result()
+
+
 def ensure_all(kube: Kube, bodies: Sequence[JsonDict]) -> list[tuple[JsonDict, bool]]:
     """`ensure` objects that do not depend on each other, side by side: one round trip instead of one per
     object. All are tried; the first error (in the order of `bodies`) is raised."""
-    if len(bodies) < 2:
-        return [ensure(kube, body) for body in bodies]
-    futures = [_POOL.submit(ensure, kube, body) for body in bodies]
-    wait(futures)
-    return [future.result() for future in futures]
+    return side_by_side([partial(ensure, kube, body) for body in bodies])

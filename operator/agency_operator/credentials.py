@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
+from agency_operator.apply import side_by_side
 from agency_operator.kube import Kube, path_for
 from agency_operator.resolve import Refusal
 from agency_runtime.api.agent import Agent
@@ -57,11 +59,16 @@ def check_secret(
 
 
 def check_credentials(kube: Kube, agent: Agent) -> Refusal | None:
-    """The first missing Secret or key among the agent's model credentials, or None when all exist."""
+    """The first missing Secret or key among the agent's model credentials, or None when all exist.
+
+    Each Secret is read once, all of them side by side."""
     namespace = agent.metadata.namespace or ""
-    for _variable, where, ref in key_variables(agent):
-        secret = kube.get_or_none(path_for("v1", "secrets", namespace, ref.name))
-        refusal = check_secret(secret, ref, where, agent.metadata.name, namespace)
+    refs = list(key_variables(agent))
+    names = sorted({ref.name for _variable, _where, ref in refs})
+    bodies = side_by_side([partial(kube.get_or_none, path_for("v1", "secrets", namespace, n)) for n in names])
+    secrets = dict(zip(names, bodies, strict=True))
+    for _variable, where, ref in refs:
+        refusal = check_secret(secrets[ref.name], ref, where, agent.metadata.name, namespace)
         if refusal is not None:
             return refusal
     return None

@@ -22,10 +22,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from agency_operator import events, names
-from agency_operator.apply import ensure_all
+from agency_operator.apply import both, ensure_all, side_by_side
 from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials
 from agency_operator.environment import traceparent
@@ -131,16 +132,18 @@ def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, befo
     meta = body["metadata"]
     if patch is not None and not ctx.kube.patch_status(runs_path(meta["namespace"], meta["name"]), patch):
         return  # deleted meanwhile: no Events or metrics about a run that is gone
-    for _type, status, reason, message in draft.transitions:
-        kind = (
-            "Warning"
-            if status == "False" and reason not in ("Revoked", "Succeeded", "Starting")
-            else "Normal"
-        )
-        events.post(ctx.kube, body, kind, reason, message)
+    posts = [
+        partial(events.post, ctx.kube, body, _event_type(status, reason), reason, message)
+        for _type, status, reason, message in draft.transitions
+    ]
+    side_by_side(posts)  # one round trip for all of them: the reconcile holds the run's lock meanwhile
     after = draft.get("phase")
     if after != before and after is not None:
         ctx.metrics.run_entered(meta["namespace"], run.spec.agent_ref.name, after)
+
+
+def _event_type(status: str, reason: str) -> str:
+    return "Warning" if status == "False" and reason not in ("Revoked", "Succeeded", "Starting") else "Normal"
 
 
 def _reconcile(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> Refusal | None:
@@ -178,7 +181,11 @@ def _admit(
     """
     kube, ns = ctx.kube, run.metadata.namespace or ""
     agent_name = run.spec.agent_ref.name
-    agent_body = kube.get_or_none(path_for(API_VERSION, "agents", ns, agent_name))
+    # The Agent and the namespace's policies do not depend on each other: read side by side.
+    agent_body, policy_bodies = both(
+        lambda: kube.get_or_none(path_for(API_VERSION, "agents", ns, agent_name)),
+        lambda: kube.list(path_for(API_VERSION, "agentpolicies", ns)),
+    )
     if agent_body is None:
         return _refuse(
             draft,
@@ -190,7 +197,7 @@ def _admit(
             ),
         )
     agent = Agent.from_k8s(agent_body)
-    policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", ns))]
+    policies = [AgentPolicy.from_k8s(p) for p in policy_bodies]
     policy = policy_for(agent, policies)
     if isinstance(policy, Refusal):
         return _refuse(draft, ADMITTED, policy)
@@ -210,13 +217,17 @@ def _admit(
         ADMITTED, True, "Admitted", f"Agent {agent_name} is governed by AgentPolicy {policy.metadata.name}."
     )
     draft.set(boundPolicyRef={"name": policy.metadata.name})
-    missing = check_credentials(kube, agent)
+    parent_ref = run.spec.parent_run_ref if not after_start else None
+    # The model Secrets and the parent run (whose trace a delegated run joins): side by side again.
+    missing, parent = both(
+        lambda: check_credentials(kube, agent),
+        lambda: kube.get_or_none(runs_path(ns, parent_ref.name)) if parent_ref is not None else None,
+    )
     if missing is not None:
         return _refuse(draft, CREDENTIALS, missing)
     draft.condition(CREDENTIALS, True, "Found", "The model credentials exist.")
     parent_trace = run.status.trace_id if after_start else None
-    if run.spec.parent_run_ref is not None and not after_start:
-        parent = kube.get_or_none(runs_path(ns, run.spec.parent_run_ref.name))
+    if parent_ref is not None:
         parent_trace = ((parent or {}).get("status") or {}).get("traceId")
     launch = Launch(
         body=body,
