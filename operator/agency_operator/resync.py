@@ -44,14 +44,14 @@ class Resync:
     def once(self) -> None:
         for plural, reconcile in self.reconcilers.items():
             for namespace in self.namespaces or (None,):
-                for item in self.kube.list(path_for(API_VERSION, plural, namespace)):
+                # Names only, a page at a time: each reconcile reads its object afresh anyway.
+                for ns, name in self.kube.names(path_for(API_VERSION, plural, namespace)):
                     if self.stopped.is_set():
                         return
-                    meta = item["metadata"]
                     try:
-                        reconcile(meta["namespace"], meta["name"])
+                        reconcile(ns, name)
                     except Exception:  # one object's failure must not stop the others' resync
-                        log.exception("resync of %s %s/%s failed", plural, meta["namespace"], meta["name"])
+                        log.exception("resync of %s %s/%s failed", plural, ns, name)
 
     def _loop(self) -> None:
         while not self.stopped.wait(self.interval):
