@@ -30,7 +30,7 @@ from agency_runtime.contract import (
 )
 from agency_runtime.journal import Fenced, Journal, JournalCorrupt
 from agency_runtime.journal_file import file_journal_for
-from agency_runtime.journal_kube import kube_journal_for
+from agency_runtime.journal_kube import UNAVAILABLE_SECONDS, kube_journal_for
 from agency_runtime.judge import settings_of
 from agency_runtime.kube import KubeApiError, KubeClient, client_for, run_object
 from agency_runtime.llm import ModelClient
@@ -50,6 +50,20 @@ EXIT_OK, EXIT_ERROR, EXIT_CONTRACT, EXIT_FENCED, EXIT_TERMINATED = 0, 1, 2, 3, 1
 
 class Terminated(BaseException):
     """SIGTERM arrived (the pod is being deleted): stop, flush, and leave the rest to a new process."""
+
+
+def journal_hint(err: KubeApiError | JournalCorrupt) -> str:
+    """What to look at when the journal cannot be kept: the cause the error names, not always RBAC."""
+    if isinstance(err, JournalCorrupt):
+        return "The journal's stored data is damaged; the runtime stops rather than guess which steps ran."
+    if err.status in (401, 403):
+        return "A Kubernetes journal needs the run's Role to allow agency_runtime.journal_kube.journal_rules."
+    if err.status == 0 or err.status >= 500 or err.status == 429:
+        return (
+            f"The API server did not answer (retried for {UNAVAILABLE_SECONDS:.0f} s); the run's next "
+            "process resumes from the last step the journal kept."
+        )
+    return "The API server refused the journal's request."
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -176,8 +190,8 @@ def run_process(environ: Mapping[str, str], reporter: StatusReporter | None = No
             return EXIT_FENCED
         except (KubeApiError, JournalCorrupt) as err:
             print(
-                f"agency-runtime: the run's journal cannot be kept ({env.journal}): {err}. A Kubernetes "
-                "journal needs the run's Role to allow agency_runtime.journal_kube.journal_rules",
+                f"agency-runtime: the run's journal cannot be kept ({env.journal}): {err}. "
+                + journal_hint(err),
                 file=sys.stderr,
             )
             return EXIT_ERROR

@@ -9,9 +9,11 @@ import pytest
 
 from agency_runtime.api.common import RunPhase
 from agency_runtime.contract import Budget
-from agency_runtime.journal import Fenced, Kind
+from agency_runtime.journal import Fenced, JournalCorrupt, Kind
 from agency_runtime.journal_file import JOURNAL, FileJournal
+from agency_runtime.kube import KubeApiError
 from agency_runtime.loop import run_agent
+from agency_runtime.process import journal_hint
 from agency_testbed.llm import ScriptedLLM
 from agency_testbed.llm_script import call, reply
 from unit.runtime.runtime_endpoint import CountingEndpoint
@@ -165,3 +167,25 @@ def test_a_restarted_run_keeps_counting_wall_time_from_its_first_start(
     assert (result.phase, result.limit) == (RunPhase.BUDGET_EXCEEDED, "wall")
     assert (result.steps, result.usage.total_tokens) == (1, 6)
     assert len(scripted_llm.requests("clock")) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "names"),
+    [
+        (KubeApiError(403, "Forbidden", "cannot update configmaps"), "Role to allow"),
+        (
+            KubeApiError(0, "Unreachable", "PUT /api/v1/...: ConnectError"),
+            "did not answer (retried for 120 s)",
+        ),
+        (KubeApiError(503, "ServiceUnavailable", "etcd leader changed"), "did not answer"),
+        (KubeApiError(422, "Invalid", "data too long"), "refused the journal's request"),
+        (JournalCorrupt("record 3 of run-1 is not JSON"), "stored data is damaged"),
+    ],
+)
+def test_a_journal_that_cannot_be_kept_is_blamed_on_its_real_cause(
+    error: KubeApiError | JournalCorrupt, names: str
+) -> None:
+    hint = journal_hint(error)
+    assert names in hint
+    if not isinstance(error, KubeApiError) or error.status != 403:
+        assert "Role" not in hint  # an unreachable or refusing server is not an RBAC problem
