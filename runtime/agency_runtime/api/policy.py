@@ -312,7 +312,9 @@ class Budgets(ApiModel):
     """Limits on each run. An AgentRun may ask for lower limits, never higher."""
 
     per_agent_daily: DailyBudget | None = None
-    """Limits on each agent per day (UTC)."""
+    """Limits on each agent per day (UTC), over the runs of the agent started that day. A run's usage
+    includes what the runs it delegated to used, so delegated work counts against the delegating agent's
+    day as well as against the delegate's own."""
 
 
 class ContentCapture(StrEnum):
