@@ -56,13 +56,17 @@ class Kube:
         self.connection = connection
 
     @classmethod
-    def from_environment(cls, timeout: float = 30.0) -> Kube:
-        """Log in like kubectl: KUBECONFIG (or ~/.kube/config), else the in-cluster ServiceAccount."""
+    def from_environment(cls, timeout: float = 30.0, kubeconfig: Path | None = None) -> Kube:
+        """Log in like kubectl: `kubeconfig`, else KUBECONFIG (or ~/.kube/config), else the in-cluster
+        ServiceAccount."""
         from kubernetes import client, config
 
         configuration = client.Configuration()
         try:
-            config.load_kube_config(client_configuration=configuration)
+            config.load_kube_config(
+                config_file=str(kubeconfig) if kubeconfig is not None else None,
+                client_configuration=configuration,
+            )
         except config.ConfigException:
             config.load_incluster_config(client_configuration=configuration)
         ca = Path(configuration.ssl_ca_cert) if configuration.ssl_ca_cert else None
@@ -142,7 +146,7 @@ class Kube:
         params = {"limit": str(page)}
         while True:
             answer = self.request("GET", path, params=params, accept=accept)
-            for item in answer.get("items", []):
+            for item in answer.get("items") or []:  # an empty PartialObjectMetadataList has `items: null`
                 meta = item["metadata"]
                 yield meta.get("namespace", ""), meta["name"]
             more = (answer.get("metadata") or {}).get("continue")
