@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from agency_testbed.cluster import Kubectl, Testbed
-from agency_testbed.procs import alive, free_port, log_tail, start, stop, wait_until
+from agency_testbed.procs import alive, free_ports, log_tail, start, stop, wait_until
 
 
 @dataclass
@@ -93,7 +93,7 @@ class OperatorFactory:
         `env` is added to the environment and wins over the test defaults below (a benchmark passes
         `AGENCY_RESYNC_SECONDS=10`, the production default, instead of the tests' 1 s).
         """
-        metrics_port, liveness_port = free_port(), free_port()
+        metrics_port, liveness_port = free_ports(2)
         log = self.folder / f"operator-{len(self.started)}.log"
         liveness = f"http://127.0.0.1:{liveness_port}/healthz"
         full_env = {

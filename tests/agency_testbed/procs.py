@@ -25,6 +25,19 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: each socket stays bound until all are chosen, so two calls of
+    `free_port` in a row cannot hand out the same port twice (which they sometimes did)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def start(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> int:
     """Start `argv` detached from our terminal and process group; return its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
