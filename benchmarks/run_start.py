@@ -8,11 +8,11 @@ both and flatter the ratio.
 
 Agency: the operator (`python -m agency_operator`, pod executor, production resync of 10 s) watching the
 namespace. Before the Pod it reads the run, its Agent, the namespace's AgentPolicies and the model key's
-Secret (admission, four requests in a row), then creates the run's identity (ServiceAccount, Role,
-RoleBinding; more bindings when the policy grants ClusterRoles) and its NetworkPolicy side by side, then
-its run file (a ConfigMap) and the Pod side by side: ten requests in four round trips where the job
-controller makes one request. That is why the honest comparison is a ratio against Kubernetes' own
-controller on the same testbed, not an absolute number.
+Secret (admission) side by side, then creates the run's identity (ServiceAccount, Role, RoleBinding; more
+bindings when the policy grants ClusterRoles), its NetworkPolicy and its run file (a ConfigMap) side by
+side, then the Pod (the API server refuses a Pod whose ServiceAccount does not exist yet): ten requests
+in three round trips where the job controller makes one request. That is why the honest comparison is a
+ratio against Kubernetes' own controller on the same testbed, not an absolute number.
 
 Baseline: a plain batch/v1 Job whose Pod kube-controller-manager's job controller creates.
 

@@ -58,20 +58,32 @@ def check_secret(
     return None
 
 
-def check_credentials(kube: Kube, agent: Agent) -> Refusal | None:
-    """The first missing Secret or key among the agent's model credentials, or None when all exist.
+def secret_names(agent: Agent) -> list[str]:
+    """The Secrets the agent's models take their keys from, each once, sorted."""
+    return sorted({ref.name for _variable, _where, ref in key_variables(agent)})
 
-    Each Secret is read once, all of them side by side."""
+
+def secret_path(namespace: str, name: str) -> str:
+    return path_for("v1", "secrets", namespace, name)
+
+
+def check_read(agent: Agent, secrets: Mapping[str, Mapping[str, Any] | None]) -> Refusal | None:
+    """Pure: the first missing Secret or key among the agent's model credentials, given every Secret it
+    names as read (None: it does not exist); None when all exist."""
     namespace = agent.metadata.namespace or ""
-    refs = list(key_variables(agent))
-    names = sorted({ref.name for _variable, _where, ref in refs})
-    bodies = side_by_side([partial(kube.get_or_none, path_for("v1", "secrets", namespace, n)) for n in names])
-    secrets = dict(zip(names, bodies, strict=True))
-    for _variable, where, ref in refs:
+    for _variable, where, ref in key_variables(agent):
         refusal = check_secret(secrets[ref.name], ref, where, agent.metadata.name, namespace)
         if refusal is not None:
             return refusal
     return None
+
+
+def check_credentials(kube: Kube, agent: Agent) -> Refusal | None:
+    """`check_read` on the agent's Secrets, each read once, all of them side by side."""
+    namespace = agent.metadata.namespace or ""
+    names = secret_names(agent)
+    bodies = side_by_side([partial(kube.get_or_none, secret_path(namespace, n)) for n in names])
+    return check_read(agent, dict(zip(names, bodies, strict=True)))
 
 
 def read_model_keys(kube: Kube, agent: Agent) -> dict[str, str]:

@@ -154,6 +154,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         if type == "DELETED":
             runs.forget_run(ctx, body)
         else:
+            ctx.seen.run_seen(body)  # lets the reconcile read what the run's start needs in one round
             runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
         if schedule:  # a run that finished or went may let its schedule go on (Forbid, history, status)
             _schedule(memo, body.metadata.namespace, schedule)
@@ -180,10 +181,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     # ----- Agent and AgentPolicy -----------------------------------------------------------------
     @kopf.on.event(GROUP, VERSION, "agents", id="agent-event", registry=registry)
     def agent_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-        if type != "DELETED":
-            agents.reconcile_agent(
-                _context(memo).kube, body.metadata.namespace or "", body.metadata.name or ""
-            )
+        ctx, namespace, name = _context(memo), body.metadata.namespace or "", body.metadata.name or ""
+        if type == "DELETED":
+            ctx.seen.agent_gone((namespace, name))
+        else:
+            ctx.seen.agent_seen(body)  # which Secrets its runs' admission reads beside the run
+            agents.reconcile_agent(ctx.kube, namespace, name)
 
     @kopf.on.event(GROUP, VERSION, "agentpolicies", id="agentpolicy-event", registry=registry)
     def policy_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:

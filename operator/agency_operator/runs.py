@@ -7,11 +7,17 @@ call with nothing new changes nothing. The steps, in order:
 1. Admission (until the run starts): resolve the Agent and its AgentPolicy, check model, tools, budget
    and daily budget, check the model credentials exist. A refusal is a condition and an Event; the run
    waits (or, for a budget above its policy's, fails: its spec cannot change).
-2. Start: the run's identity (ServiceAccount, Role, bindings), its NetworkPolicy, then the executor
-   (run file and Pod, or a local process). `status.startTime` is written only after all of them exist,
-   so a restarted operator that finds no startTime redoes the (idempotent) start.
+2. Start: the run's identity (ServiceAccount, Role, bindings), its NetworkPolicy and what the executor
+   prepares (the run file), then the executor's process (a Pod, or a local process). `status.startTime`
+   is written only after all of them exist, so a restarted operator that finds no startTime redoes the
+   (idempotent) start.
 3. Mirror: the executor's observation becomes phase, conditions, steps, usage, trace id and result.
 4. End: the identity is revoked at once; after the TTL the run (and with it every child) is deleted.
+
+A run that has not started costs three round trips to the API server before its Pod exists: every read
+at once (the run, its Agent, the policies, the parent run, and the Secrets the Agent named when the watch
+last showed it: see `seen.py`), then every object that does not need another (identity, NetworkPolicy,
+run file), then the Pod (the API server refuses a Pod whose ServiceAccount does not exist yet).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,7 +34,7 @@ from typing import Any
 from agency_operator import events, names
 from agency_operator.apply import both, ensure_all, side_by_side
 from agency_operator.budget import daily_refusal, usage_today
-from agency_operator.credentials import check_credentials
+from agency_operator.credentials import check_credentials, check_read, secret_names, secret_path
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
 from agency_operator.identity import build_identity, grant_child, revoke_identity
@@ -37,6 +43,7 @@ from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy, signals_rule
 from agency_operator.resolve import Refusal, check_agent, policy_for, run_budget
 from agency_operator.runfile import build_run_file
+from agency_operator.seen import Seen
 from agency_operator.settings import Settings
 from agency_operator.status import StatusDraft, phase_of, ready, result_fields, timestamp
 from agency_runtime.api.agent import Agent
@@ -59,6 +66,7 @@ class Context:
     executor: Executor
     metrics: Metrics
     api_endpoints: Sequence[tuple[str, int]] = ()
+    seen: Seen = field(default_factory=Seen)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +90,20 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class Prefetched:
+    """What was read beside a run that had not started when a watch last showed it, for its admission:
+    all read live, in the same round as the run; `secrets` are those its Agent named when last seen."""
+
+    uid: str
+    agent_name: str
+    agent: JsonDict | None
+    policies: list[JsonDict]
+    parent_name: str | None
+    parent: JsonDict | None
+    secrets: dict[str, JsonDict | None]
+
+
+@dataclass(frozen=True)
 class Admission:
     agent: Agent
     policy: AgentPolicy
@@ -94,7 +116,7 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
     Returns the refusal the run waits on (missing agent, policy, credentials, daily budget), if any.
     """
     with ctx.metrics.reconciling("AgentRun"), ctx.lock(f"{namespace}/{name}"):
-        body = ctx.kube.get_or_none(runs_path(namespace, name))
+        body, prefetched = _read(ctx, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         run = AgentRun.from_k8s(body)
@@ -104,7 +126,7 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
         before = draft.get("phase")
         gone = False
         try:
-            return _reconcile(ctx, body, run, draft)
+            return _reconcile(ctx, body, run, draft, prefetched)
         except KubeError:
             gone = _gone(ctx, body)  # deleted meanwhile, its children with it: nothing is left to report
             if gone:
@@ -113,6 +135,36 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
         finally:
             if not gone:
                 _write(ctx, body, run, draft, before)
+
+
+def _read(ctx: Context, namespace: str, name: str) -> tuple[JsonDict | None, Prefetched | None]:
+    """The run as it is now; for a run that had not started when last seen, what its admission reads
+    too, all in the same round trip."""
+    kube, path = ctx.kube, runs_path(namespace, name)
+    hint = ctx.seen.run(namespace, name)
+    if hint is None or hint.past_admission:
+        return kube.get_or_none(path), None
+    secrets = ctx.seen.agent_secrets(namespace, hint.agent) or ()
+    reads: dict[str, Callable[[], Any]] = {
+        "run": partial(kube.get_or_none, path),
+        "agent": partial(kube.get_or_none, path_for(API_VERSION, "agents", namespace, hint.agent)),
+        "policies": partial(kube.list, path_for(API_VERSION, "agentpolicies", namespace)),
+    }
+    if hint.parent is not None:
+        reads["parent"] = partial(kube.get_or_none, runs_path(namespace, hint.parent))
+    for secret in secrets:
+        reads[f"secret/{secret}"] = partial(kube.get_or_none, secret_path(namespace, secret))
+    answers = dict(zip(reads, side_by_side(list(reads.values())), strict=True))
+    prefetched = Prefetched(
+        uid=hint.uid,
+        agent_name=hint.agent,
+        agent=answers["agent"],
+        policies=answers["policies"],
+        parent_name=hint.parent,
+        parent=answers.get("parent"),
+        secrets={secret: answers[f"secret/{secret}"] for secret in secrets},
+    )
+    return answers["run"], prefetched
 
 
 def _gone(ctx: Context, body: JsonDict) -> bool:
@@ -146,14 +198,16 @@ def _event_type(status: str, reason: str) -> str:
     return "Warning" if status == "False" and reason not in ("Revoked", "Succeeded", "Starting") else "Normal"
 
 
-def _reconcile(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft) -> Refusal | None:
+def _reconcile(
+    ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, prefetched: Prefetched | None
+) -> Refusal | None:
     if run.status.phase is not None and run.status.phase.finished:
         _housekeeping(ctx, body, run, draft)
         return None
     if draft.get("phase") is None:
         draft.set(phase=RunPhase.PENDING.value)
     if draft.get("startTime") is None:
-        admission = _admit(ctx, body, run, draft)
+        admission = _admit(ctx, body, run, draft, prefetched=prefetched)
         if isinstance(admission, Refusal):
             return None if admission.permanent else admission
         refused = _start(ctx, admission, draft)
@@ -172,20 +226,31 @@ def _refuse(draft: StatusDraft, type_: str, refusal: Refusal) -> Refusal:
 
 
 def _admit(
-    ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, *, after_start: bool = False
+    ctx: Context,
+    body: JsonDict,
+    run: AgentRun,
+    draft: StatusDraft,
+    *,
+    after_start: bool = False,
+    prefetched: Prefetched | None = None,
 ) -> Admission | Refusal:
     """The agent, policy and launch of a run that may start now, or why not (with conditions set).
 
     `after_start`: the run continues after an approval; it was counted against the daily budget when it
-    started, and its next process joins its own trace.
+    started, and its next process joins its own trace. `prefetched`: what `_read` read beside the run;
+    whatever it lacks is read here.
     """
     kube, ns = ctx.kube, run.metadata.namespace or ""
     agent_name = run.spec.agent_ref.name
-    # The Agent and the namespace's policies do not depend on each other: read side by side.
-    agent_body, policy_bodies = both(
-        lambda: kube.get_or_none(path_for(API_VERSION, "agents", ns, agent_name)),
-        lambda: kube.list(path_for(API_VERSION, "agentpolicies", ns)),
-    )
+    if prefetched is not None and (prefetched.uid, prefetched.agent_name) != (run.metadata.uid, agent_name):
+        prefetched = None  # the run was replaced by another of the same name since the watch saw it
+    if prefetched is not None:
+        agent_body, policy_bodies = prefetched.agent, prefetched.policies
+    else:  # the Agent and the namespace's policies do not depend on each other: read side by side
+        agent_body, policy_bodies = both(
+            lambda: kube.get_or_none(path_for(API_VERSION, "agents", ns, agent_name)),
+            lambda: kube.list(path_for(API_VERSION, "agentpolicies", ns)),
+        )
     if agent_body is None:
         return _refuse(
             draft,
@@ -218,11 +283,18 @@ def _admit(
     )
     draft.set(boundPolicyRef={"name": policy.metadata.name})
     parent_ref = run.spec.parent_run_ref if not after_start else None
-    # The model Secrets and the parent run (whose trace a delegated run joins): side by side again.
-    missing, parent = both(
-        lambda: check_credentials(kube, agent),
-        lambda: kube.get_or_none(runs_path(ns, parent_ref.name)) if parent_ref is not None else None,
-    )
+    parent_name = parent_ref.name if parent_ref is not None else None
+    if (
+        prefetched is not None
+        and set(secret_names(agent)) <= prefetched.secrets.keys()
+        and parent_name == prefetched.parent_name
+    ):
+        missing, parent = check_read(agent, prefetched.secrets), prefetched.parent
+    else:  # the model Secrets and the parent run (whose trace a delegated run joins): side by side again
+        missing, parent = both(
+            lambda: check_credentials(kube, agent),
+            lambda: kube.get_or_none(runs_path(ns, parent_name)) if parent_name is not None else None,
+        )
     if missing is not None:
         return _refuse(draft, CREDENTIALS, missing)
     draft.condition(CREDENTIALS, True, "Found", "The model credentials exist.")
@@ -255,8 +327,10 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
             ctx.settings.signals_port if ctx.settings.signals_url_for_runs() else 0,
         ),
     )
-    try:  # the identity and the NetworkPolicy do not depend on each other: created side by side
-        ensure_all(ctx.kube, [*build_identity(body, policy), network_policy])
+    # The identity, the NetworkPolicy and the run file do not depend on each other: created side by side.
+    prepared = ctx.executor.prepare(admission.launch)
+    try:
+        ensure_all(ctx.kube, [*build_identity(body, policy), network_policy, *prepared])
     except KubeError as err:
         if err.not_found:  # a namespace the policy grants ClusterRoles in does not exist (yet)
             return _refuse(
@@ -439,5 +513,6 @@ def forget_run(ctx: Context, body: Mapping[str, Any]) -> None:
     """A run was deleted: stop its process and remove bindings the garbage collector cannot reach."""
     ctx.executor.stop(body)
     revoke_identity(ctx.kube, body)
+    ctx.seen.run_gone((body["metadata"]["namespace"], body["metadata"]["name"]))
     with ctx.guard:
         ctx.locks.pop(f"{body['metadata']['namespace']}/{body['metadata']['name']}", None)

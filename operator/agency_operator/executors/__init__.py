@@ -8,7 +8,7 @@ and in how the model key arrives (a `secretKeyRef` in the Pod, the Secret's valu
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -58,8 +58,12 @@ class Launch:
 
 
 class Executor(Protocol):
+    def prepare(self, launch: Launch) -> Sequence[JsonDict]:
+        """Objects the run's process needs that need nothing the run's identity makes: created beside
+        the identity, before `start` (and left as they are when they exist)."""
+
     def start(self, launch: Launch) -> None:
-        """Start the run's process unless it was started before (idempotent)."""
+        """Start the run's process unless it was started before (idempotent); what `prepare` gave exists."""
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         """Where the run's latest process is now."""

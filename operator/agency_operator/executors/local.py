@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from agency_operator import names
 from agency_operator.credentials import read_model_keys
 from agency_operator.environment import SIGNAL_TOKEN, Placement, build_run_env, signal_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
-from agency_operator.kube import Kube
+from agency_operator.kube import JsonDict, Kube
 from agency_operator.runfile import run_file_text
 from agency_operator.settings import Settings
 from agency_operator.token import request_token
@@ -125,6 +125,10 @@ class LocalExecutor:
             if name in os.environ:
                 env.setdefault(name, os.environ[name])
         return env
+
+    def prepare(self, launch: Launch) -> Sequence[JsonDict]:
+        """Nothing on the API server: the run file is written into the run's folder by `start`."""
+        return ()
 
     def start(self, launch: Launch) -> None:
         folder = self.folder(launch.body)

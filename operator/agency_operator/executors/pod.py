@@ -1,16 +1,17 @@
-"""The `pod` executor: the run file as an owned ConfigMap, then the run's Pod (see `runpod`)."""
+"""The `pod` executor: the run file as an owned ConfigMap (made beside the identity), then the run's Pod
+(see `runpod`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from agency_operator import names
-from agency_operator.apply import ensure_all
+from agency_operator.apply import ensure
 from agency_operator.environment import build_run_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
-from agency_operator.kube import Kube, path_for
+from agency_operator.kube import JsonDict, Kube, path_for
 from agency_operator.runfile import build_run_file_config_map
 from agency_operator.runpod import CONTAINER, build_pod, pod_placement
 from agency_operator.settings import Settings
@@ -25,9 +26,13 @@ class PodExecutor:
         self.kube = kube
         self.settings = settings
 
+    def prepare(self, launch: Launch) -> Sequence[JsonDict]:
+        """The run file: the API server does not need the ConfigMap to accept the Pod, and the kubelet
+        starts the container only once the ConfigMap it mounts exists."""
+        return [build_run_file_config_map(launch.body, launch.run_file)]
+
     def start(self, launch: Launch) -> None:
-        """The run file and the Pod, side by side: the API server does not need the ConfigMap to accept
-        the Pod, and the kubelet starts the container only once the ConfigMap it mounts exists."""
+        """The Pod of this attempt (after an approval, the next one mounts the same run file)."""
         env = build_run_env(
             launch.run,
             launch.budget,
@@ -35,12 +40,8 @@ class PodExecutor:
             otlp_endpoint=self.settings.otlp_endpoint,
             trace_parent=launch.trace_parent,
         )
-        ensure_all(
-            self.kube,
-            [
-                build_run_file_config_map(launch.body, launch.run_file),
-                build_pod(launch.body, launch.agent, launch.policy, env, self.settings, launch.attempt),
-            ],
+        ensure(
+            self.kube, build_pod(launch.body, launch.agent, launch.policy, env, self.settings, launch.attempt)
         )
 
     def observe(self, body: Mapping[str, Any]) -> Observation:

@@ -1,0 +1,97 @@
+"""What the operator's watches last showed of Agents and AgentRuns: hints for reading side by side.
+
+Starting a run needs the run, its Agent, the namespace's policies, the model Secrets the Agent names
+and the parent run, and the Secrets depend on the Agent. Read in that order they are two round trips
+before anything is made. The watches (kopf's, which call the handlers) already showed the Agent, so
+its Secrets can be read in the same round as everything else.
+
+A hint is never trusted as the truth: every object is still read live in that round, the decision is
+taken on what the server answered, and a hint that turns out stale (an Agent that now names another
+Secret) only costs the round it saved. So a policy tightened a moment before a run is created governs
+that run, as it would with no hints at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agency_operator.credentials import secret_names
+from agency_runtime.api.agent import Agent
+from agency_runtime.api.common import RunPhase
+
+Key = tuple[str, str]
+_FINISHED = frozenset(phase.value for phase in RunPhase if phase.finished)
+
+
+@dataclass(frozen=True)
+class RunHint:
+    """The immutable part of a run as a watch showed it, and whether it was past admission then (started,
+    or finished without starting: a refusal that cannot change)."""
+
+    uid: str
+    agent: str
+    parent: str | None
+    past_admission: bool
+
+
+@dataclass
+class Seen:
+    """Latest hints per object, updated from watch events (any thread), read by reconciles."""
+
+    _agents: dict[Key, tuple[str, ...]] = field(default_factory=dict)
+    _runs: dict[Key, RunHint] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def agent_seen(self, body: Mapping[str, Any]) -> None:
+        """Remember which Secrets an Agent names (an Agent the API models refuse is remembered as none)."""
+        try:
+            agent = Agent.from_k8s(body)
+        except ValueError:
+            self.agent_gone(_key(body))
+            return
+        with self._guard:
+            self._agents[_key(body)] = tuple(secret_names(agent))
+
+    def agent_gone(self, key: Key) -> None:
+        with self._guard:
+            self._agents.pop(key, None)
+
+    def agent_secrets(self, namespace: str, name: str) -> tuple[str, ...] | None:
+        """The Secrets the Agent named when last seen; None when it was never seen."""
+        with self._guard:
+            return self._agents.get((namespace, name))
+
+    def run_seen(self, body: Mapping[str, Any]) -> None:
+        spec = body.get("spec") or {}
+        parent = (spec.get("parentRunRef") or {}).get("name")
+        status = body.get("status") or {}
+        phase = status.get("phase")
+        hint = RunHint(
+            uid=str(body["metadata"].get("uid", "")),
+            agent=str((spec.get("agentRef") or {}).get("name", "")),
+            parent=str(parent) if parent else None,
+            past_admission=bool(status.get("startTime")) or phase in _FINISHED,
+        )
+        with self._guard:
+            self._runs[_key(body)] = hint
+
+    def run_gone(self, key: Key) -> None:
+        with self._guard:
+            self._runs.pop(key, None)
+
+    def run(self, namespace: str, name: str) -> RunHint | None:
+        with self._guard:
+            return self._runs.get((namespace, name))
+
+    def sizes(self) -> tuple[int, int]:
+        """How many Agents and runs are remembered (for tests and the fleet benchmark's memory story)."""
+        with self._guard:
+            return len(self._agents), len(self._runs)
+
+
+def _key(body: Mapping[str, Any]) -> Key:
+    meta = body["metadata"]
+    return str(meta.get("namespace") or ""), str(meta["name"])

@@ -1,0 +1,137 @@
+"""A run's start in three round trips: every read at once, every object that needs no other, then the Pod.
+
+The reconcile is called in-process against the real API server (no operator process), with a request
+hook on its own client that holds each request of a round until the whole round is in flight: a request
+sent one after another instead breaks the barrier and fails the reconcile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agency_operator import runs
+from agency_operator.executors.pod import PodExecutor
+from agency_operator.kube import Kube
+from agency_operator.metrics import Metrics
+from agency_operator.settings import Settings
+from agency_testbed.cluster import Kubectl, Testbed
+from agency_testbed.fixtures_operator import agent, api_get, apply, policy, run, run_path, secret
+
+pytestmark = pytest.mark.usefixtures("agency_crds")
+
+READS = 4  # the run, its Agent, the namespace's policies, the model Secret
+OBJECTS = 5  # ServiceAccount, Role, RoleBinding, NetworkPolicy, run file
+
+
+def _resource(path: str) -> str:
+    """`agents` of /apis/agency.dev/v1alpha1/namespaces/ns/agents/helper (or of the collection)."""
+    parts = path.split("/")
+    return parts[parts.index("namespaces") + 2]
+
+
+class Rounds:
+    """Holds the requests of each expected round at a barrier until all of them are in flight."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.barriers = [threading.Barrier(size, timeout=15) for size in sizes]
+        self.sizes = sizes
+        self.sent: list[tuple[str, str]] = []
+        self.guard = threading.Lock()
+
+    def hook(self, request: httpx.Request) -> None:
+        with self.guard:
+            index = len(self.sent)
+            self.sent.append((request.method, _resource(request.url.path)))
+        for size, barrier in zip(self.sizes, self.barriers, strict=True):
+            if index < size:
+                barrier.wait()
+                return
+            index -= size
+
+    def round(self, number: int) -> set[tuple[str, str]]:
+        start = sum(self.sizes[:number])
+        return set(self.sent[start : start + self.sizes[number]])
+
+
+@pytest.fixture
+def kube(testbed: Testbed) -> Iterator[Kube]:
+    client = Kube.from_environment(kubeconfig=testbed.kubeconfig)
+    yield client
+    client.close()
+
+
+def _context(kube: Kube) -> runs.Context:
+    return runs.Context(
+        kube=kube,
+        settings=Settings(),
+        executor=PodExecutor(kube, Settings()),
+        metrics=Metrics(CollectorRegistry()),
+    )
+
+
+def _body(testbed: Testbed, namespace: str, name: str = "r1") -> dict[str, Any]:
+    found = api_get(testbed, run_path(namespace, name))
+    assert found is not None
+    return found
+
+
+def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
+    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
+) -> None:
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
+    ctx = _context(kube)
+    ctx.seen.agent_seen(agent(namespace))  # as the operator's watches would have shown them
+    ctx.seen.run_seen(_body(testbed, namespace))
+    rounds = Rounds([READS, OBJECTS, 1])
+    kube.http.event_hooks["request"] = [rounds.hook]
+
+    assert runs.reconcile_run(ctx, namespace, "r1") is None
+
+    assert rounds.round(0) == {
+        ("GET", "agentruns"),
+        ("GET", "agents"),
+        ("GET", "agentpolicies"),
+        ("GET", "secrets"),
+    }
+    assert rounds.round(1) == {
+        ("POST", "serviceaccounts"),
+        ("POST", "roles"),
+        ("POST", "rolebindings"),
+        ("POST", "networkpolicies"),
+        ("POST", "configmaps"),
+    }
+    assert rounds.round(2) == {("POST", "pods")}
+    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is not None
+    assert _body(testbed, namespace)["status"]["startTime"]
+
+
+def test_stale_hints_never_decide_a_runs_admission(
+    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
+) -> None:
+    # The watch last showed an Agent taking its key from Secret old-key, which exists; the Agent now
+    # names model-key, which does not. And the run hint is of another run of the same name and agent.
+    stale_agent = agent(namespace)
+    stale_agent["spec"]["model"]["credentialsSecretRef"]["name"] = "old-key"
+    apply(kubectl, secret(namespace, name="old-key"), policy(namespace), agent(namespace), run(namespace))
+    ctx = _context(kube)
+    ctx.seen.agent_seen(stale_agent)
+    replaced = run(namespace, agent_name="ghost")
+    replaced["metadata"]["uid"] = "a-run-deleted-meanwhile"
+    ctx.seen.run_seen(replaced)
+
+    refusal = runs.reconcile_run(ctx, namespace, "r1")
+
+    assert refusal is not None
+    assert refusal.reason == "SecretNotFound"
+    assert "Agent helper takes its model key from Secret model-key" in refusal.message
+    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None
+    credentials = [
+        c for c in _body(testbed, namespace)["status"]["conditions"] if c["type"] == "CredentialsReady"
+    ]
+    assert [(c["status"], c["reason"]) for c in credentials] == [("False", "SecretNotFound")]

@@ -1,0 +1,69 @@
+"""The watch hints a run's admission reads beside the run: what they remember and when they forget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operator_objects import NAMESPACE, RUN_UID, run_body
+
+from agency_operator.seen import RunHint, Seen
+
+
+def _agent(*secrets: str) -> dict[str, Any]:
+    fallbacks = [
+        {"name": "openai/backup", "credentialsSecretRef": {"name": s, "key": "apiKey"}} for s in secrets[1:]
+    ]
+    return {
+        "apiVersion": "agency.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "helper", "namespace": NAMESPACE},
+        "spec": {
+            "model": {
+                "name": "openai/triage",
+                "credentialsSecretRef": {"name": secrets[0], "key": "apiKey"},
+                "fallbacks": fallbacks,
+            },
+            "instructions": "Help.",
+        },
+    }
+
+
+def test_an_agent_hint_names_each_secret_its_models_read_once() -> None:
+    seen = Seen()
+    seen.agent_seen(_agent("primary", "backup", "primary"))
+    assert seen.agent_secrets(NAMESPACE, "helper") == ("backup", "primary")
+    assert seen.agent_secrets(NAMESPACE, "other") is None
+
+
+def test_an_agent_the_models_refuse_or_deleted_leaves_no_hint() -> None:
+    seen = Seen()
+    seen.agent_seen(_agent("primary"))
+    broken = _agent("primary")
+    broken["spec"]["model"] = {"name": 42}
+    seen.agent_seen(broken)
+    assert seen.agent_secrets(NAMESPACE, "helper") is None
+    seen.agent_seen(_agent("primary"))
+    seen.agent_gone((NAMESPACE, "helper"))
+    assert seen.agent_secrets(NAMESPACE, "helper") is None
+
+
+def test_a_run_hint_says_whether_the_run_was_past_admission() -> None:
+    seen = Seen()
+    body = run_body(parentRunRef={"name": "lead"})
+    seen.run_seen(body)
+    assert seen.run(NAMESPACE, "r1") == RunHint(
+        uid=RUN_UID, agent="helper", parent="lead", past_admission=False
+    )
+    body["status"] = {"startTime": "2026-12-02T10:00:00Z"}
+    seen.run_seen(body)
+    hint = seen.run(NAMESPACE, "r1")
+    assert hint is not None
+    assert hint.past_admission
+    seen.run_seen(run_body(name="refused") | {"status": {"phase": "Failed"}})  # a budget above its policy's
+    refused = seen.run(NAMESPACE, "refused")
+    assert refused is not None
+    assert refused.past_admission
+    seen.run_gone((NAMESPACE, "r1"))
+    seen.run_gone((NAMESPACE, "refused"))
+    assert seen.run(NAMESPACE, "r1") is None
+    assert seen.sizes() == (0, 0)
