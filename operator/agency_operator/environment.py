@@ -21,8 +21,10 @@ from agency_runtime.contract import Budget, RunEnv
 #: runtime's publish_signal tool reads them.
 SIGNAL_URL = "AGENCY_SIGNAL_URL"
 SIGNAL_TOKEN_FILE = "AGENCY_SIGNAL_TOKEN_FILE"  # noqa: S105 - the name of a variable, not a token
-#: The signal token's file name, beside the run's own token.
+SIGNAL_CA_FILE = "AGENCY_SIGNAL_CA_FILE"
+#: The signal token's and the endpoint CA's file names, beside the run's own token.
 SIGNAL_TOKEN = "signal-token"  # noqa: S105 - a file name
+SIGNAL_CA = names.SIGNALS_CA_KEY
 
 TRACEPARENT_PATTERN = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -77,9 +79,13 @@ def build_run_env(
     )
 
 
-def signal_env(settings: Settings, token_file: Path) -> dict[str, str]:
-    """The variables that let a run publish signals; none when runs have no endpoint to reach."""
+def signal_env(settings: Settings, token_file: Path, ca_file: Path) -> dict[str, str]:
+    """The variables that let a run publish signals; none when runs have no endpoint to reach. The CA
+    file (where the run finds `Settings.signals_ca`) only when the operator was given one."""
     url = settings.signals_url_for_runs()
     if url is None:
         return {}
-    return {SIGNAL_URL: url, SIGNAL_TOKEN_FILE: str(token_file)}
+    env = {SIGNAL_URL: url, SIGNAL_TOKEN_FILE: str(token_file)}
+    if settings.signals_ca_file is not None:
+        env[SIGNAL_CA_FILE] = str(ca_file)
+    return env

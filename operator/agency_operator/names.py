@@ -21,6 +21,8 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 OPERATOR = "agency-operator"
 TRACEPARENT_ANNOTATION = f"{GROUP_PREFIX}/traceparent"
 RUN_FILE_KEY = "run.json"
+#: The signal endpoint's CA bundle in the run file ConfigMap, when the operator was given one.
+SIGNALS_CA_KEY = "signals-ca.crt"
 
 
 def service_account(run: str) -> str:

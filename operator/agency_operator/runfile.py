@@ -32,9 +32,15 @@ def run_file_text(content: JsonDict) -> str:
     return json.dumps(content, indent=2, sort_keys=True)
 
 
-def build_run_file_config_map(run_body: Mapping[str, Any], content: JsonDict) -> JsonDict:
-    """The run file as a ConfigMap owned by the run; immutable, since a run's inputs never change."""
+def build_run_file_config_map(
+    run_body: Mapping[str, Any], content: JsonDict, signals_ca: str | None = None
+) -> JsonDict:
+    """The run file as a ConfigMap owned by the run; immutable, since a run's inputs never change. With
+    the CA bundle the run trusts for the signal endpoint beside it, when there is one."""
     meta = run_body["metadata"]
+    data = {names.RUN_FILE_KEY: run_file_text(content)}
+    if signals_ca is not None:
+        data[names.SIGNALS_CA_KEY] = signals_ca
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -45,5 +51,5 @@ def build_run_file_config_map(run_body: Mapping[str, Any], content: JsonDict) ->
             "ownerReferences": [names.owner_reference(run_body)],
         },
         "immutable": True,
-        "data": {names.RUN_FILE_KEY: run_file_text(content)},
+        "data": data,
     }

@@ -22,7 +22,7 @@ from typing import Any
 
 from agency_operator import names
 from agency_operator.credentials import key_variables
-from agency_operator.environment import SIGNAL_TOKEN, Placement, signal_env
+from agency_operator.environment import SIGNAL_CA, SIGNAL_TOKEN, Placement, signal_env
 from agency_operator.kube import JsonDict
 from agency_operator.settings import Settings
 from agency_runtime.api.agent import Agent
@@ -48,9 +48,10 @@ def pod_placement(settings: Settings) -> Placement:
     )
 
 
-def _token_projection(policy: AgentPolicy, settings: Settings) -> JsonDict:
+def _token_projection(policy: AgentPolicy, settings: Settings, run_name: str) -> JsonDict:
     """The run's token (policy audience and lifetime), the cluster CA and, when runs may publish signals,
-    a second token for the signal endpoint's audience (so neither token is accepted where the other is)."""
+    a second token for the signal endpoint's audience (so neither token is accepted where the other is)
+    with the CA bundle that endpoint's certificate chains to, when the operator was given one."""
     identity = policy.spec.identity
     source: JsonDict = {"path": "token", "expirationSeconds": identity.token_expiration_seconds}
     if identity.token_audience:
@@ -66,6 +67,10 @@ def _token_projection(policy: AgentPolicy, settings: Settings) -> JsonDict:
             "expirationSeconds": identity.token_expiration_seconds,
         }
         sources.append({"serviceAccountToken": signal_source})
+        if settings.signals_ca_file is not None:  # optional: a run file made before the CA was set has none
+            ca_item = {"key": names.SIGNALS_CA_KEY, "path": SIGNAL_CA}
+            run_file = names.run_file_config_map(run_name)
+            sources.append({"configMap": {"name": run_file, "items": [ca_item], "optional": True}})
     return {"name": "token", "projected": {"defaultMode": 0o440, "sources": sources}}
 
 
@@ -102,7 +107,7 @@ def build_pod(
         "image": image,
         "imagePullPolicy": pull,
         "command": list(settings.runtime_command),
-        "env": build_env(env, agent, signal_env(settings, TOKEN_DIR / SIGNAL_TOKEN)),
+        "env": build_env(env, agent, signal_env(settings, TOKEN_DIR / SIGNAL_TOKEN, TOKEN_DIR / SIGNAL_CA)),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
@@ -140,7 +145,7 @@ def build_pod(
                     "items": [{"key": names.RUN_FILE_KEY, "path": names.RUN_FILE_KEY}],
                 },
             },
-            _token_projection(policy, settings),
+            _token_projection(policy, settings, meta["name"]),
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         ],
     }

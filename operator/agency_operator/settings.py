@@ -113,6 +113,9 @@ class Settings:
     signals_audience: str = "agency.dev/signals"
     signals_tls_cert_file: Path | None = None
     signals_tls_key_file: Path | None = None
+    #: The CA bundle that signed the endpoint's certificate, given to every run that may publish signals
+    #: so it trusts the endpoint (a private CA, as cert-manager's `ca.crt`); unset: the system's trust.
+    signals_ca_file: Path | None = None
     #: The signal endpoint's URL as runs reach it (`{namespace}` is filled in by the runtime). Unset: the
     #: local executor's runs use 127.0.0.1 and the signals port; Pod runs get none (publishing is off).
     run_signal_url: str | None = None
@@ -139,6 +142,19 @@ class Settings:
             scheme = "https" if self.signals_tls_cert_file else "http"
             return f"{scheme}://127.0.0.1:{self.signals_port}/namespaces/{{namespace}}/signals"
         return None
+
+    def signals_ca(self) -> str | None:
+        """The CA bundle runs trust for the signal endpoint, read afresh (it may be rotated), or None when
+        runs publish no signals or trust the system's CAs."""
+        if self.signals_ca_file is None or self.signals_url_for_runs() is None:
+            return None
+        try:
+            return self.signals_ca_file.read_text()
+        except OSError as err:
+            raise SettingsError(
+                f"AGENCY_SIGNALS_CA_FILE {self.signals_ca_file} cannot be read ({err.strerror}); runs "
+                "could not trust the signal endpoint"
+            ) from err
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -194,6 +210,7 @@ class Settings:
             signals_audience=env.get("AGENCY_SIGNALS_AUDIENCE") or defaults.signals_audience,
             signals_tls_cert_file=_path(env, "AGENCY_SIGNALS_TLS_CERT_FILE"),
             signals_tls_key_file=_path(env, "AGENCY_SIGNALS_TLS_KEY_FILE"),
+            signals_ca_file=_path(env, "AGENCY_SIGNALS_CA_FILE"),
             run_signal_url=env.get("AGENCY_RUN_SIGNAL_URL") or None,
             signals_peer_namespace=env.get("AGENCY_SIGNALS_PEER_NAMESPACE") or None,
             signals_peer_labels=_labels(env, "AGENCY_SIGNALS_PEER_LABELS"),

@@ -74,13 +74,10 @@ def _builder(
     )
 
 
-def make_pki(folder: Path) -> Pki:
-    """Write a fresh CA, serving cert, admin client cert and token-signing key pair into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_name = _name("agency-testbed-ca")
-    ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key())
+def _ca(name: x509.Name) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = _key()
+    cert = (
+        _builder(name, name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -96,23 +93,62 @@ def make_pki(folder: Path) -> Pki:
             ),
             critical=True,
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    return key, cert
 
-    serving_key = _key()
+
+def _serving(
+    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, cn: str, dns: list[str]
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A serving certificate for loopback (localhost, 127.0.0.1) and the `dns` names, signed by the CA."""
+    key = _key()
     sans = x509.SubjectAlternativeName(
         [
             x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"),
-            x509.DNSName("kubernetes.default.svc"),
+            *(x509.DNSName(name) for name in dns),
             x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
         ]
     )
-    serving_cert = (
-        _builder(_name("kube-apiserver"), ca_name, serving_key.public_key())
+    cert = (
+        _builder(_name(cn), ca_name, key.public_key())
         .add_extension(sans, critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+@dataclass(frozen=True)
+class ServingPair:
+    """A private CA and the loopback serving certificate and key it signed."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def make_serving_pair(folder: Path, cn: str) -> ServingPair:
+    """A fresh CA of its own and a serving certificate for 127.0.0.1 it signed: an endpoint its clients
+    can trust only through that CA (no system trust store, no testbed CA knows it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_name = _name(f"{cn}-ca")
+    ca_key, ca_cert = _ca(ca_name)
+    key, cert = _serving(ca_key, ca_name, cn, [])
+    pair = ServingPair(ca_cert=folder / f"{cn}-ca.crt", cert=folder / f"{cn}.crt", key=folder / f"{cn}.key")
+    _write_cert(pair.ca_cert, ca_cert)
+    _write_cert(pair.cert, cert)
+    _write_key(pair.key, key)
+    return pair
+
+
+def make_pki(folder: Path) -> Pki:
+    """Write a fresh CA, serving cert, admin client cert and token-signing key pair into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_name = _name("agency-testbed-ca")
+    ca_key, ca_cert = _ca(ca_name)
+    serving_key, serving_cert = _serving(
+        ca_key, ca_name, "kube-apiserver", ["kubernetes", "kubernetes.default.svc"]
     )
 
     admin_key = _key()

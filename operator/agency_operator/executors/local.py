@@ -29,7 +29,7 @@ from typing import Any
 
 from agency_operator import names
 from agency_operator.credentials import read_model_keys
-from agency_operator.environment import SIGNAL_TOKEN, Placement, build_run_env, signal_env
+from agency_operator.environment import SIGNAL_CA, SIGNAL_TOKEN, Placement, build_run_env, signal_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
 from agency_operator.kube import JsonDict, Kube
 from agency_operator.runfile import run_file_text
@@ -119,7 +119,7 @@ class LocalExecutor:
             trace_parent=launch.trace_parent,
         ).to_env()
         env["AGENCY_RESULT_FILE"] = str(_result_file(folder, launch.attempt))
-        env.update(signal_env(self.settings, folder / SIGNAL_TOKEN))
+        env.update(signal_env(self.settings, folder / SIGNAL_TOKEN, folder / SIGNAL_CA))
         env.update(read_model_keys(self.kube, launch.agent))
         for name in PASS_THROUGH:
             if name in os.environ:
@@ -139,6 +139,9 @@ class LocalExecutor:
             _write_private(folder / names.RUN_FILE_KEY, run_file_text(launch.run_file))
         if self.kube.connection.ca_file:
             shutil.copyfile(self.kube.connection.ca_file, folder / "ca.crt")
+        signals_ca = self.settings.signals_ca()
+        if signals_ca is not None:
+            _write_private(folder / SIGNAL_CA, signals_ca)
         meta = launch.body["metadata"]
         _write_private(
             folder / "token", request_token(self.kube, meta["namespace"], meta["name"], launch.policy)

@@ -29,7 +29,7 @@ class PodExecutor:
     def prepare(self, launch: Launch) -> Sequence[JsonDict]:
         """The run file: the API server does not need the ConfigMap to accept the Pod, and the kubelet
         starts the container only once the ConfigMap it mounts exists."""
-        return [build_run_file_config_map(launch.body, launch.run_file)]
+        return [build_run_file_config_map(launch.body, launch.run_file, self.settings.signals_ca())]
 
     def start(self, launch: Launch) -> None:
         """The Pod of this attempt (after an approval, the next one mounts the same run file)."""

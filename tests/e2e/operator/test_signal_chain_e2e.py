@@ -1,10 +1,14 @@
 """An event-driven chain end to end: a monitor agent publishes a signal, the signal endpoint served by the
 real operator passes it through a schedule's significance test, and a QA agent's run starts; both runs are
 one trace in Jaeger, the QA run under the monitor's publish_signal call (local executor, real runtime,
-scripted model)."""
+scripted model). The endpoint is served over TLS with a certificate of a private CA that only the
+operator's AGENCY_SIGNALS_CA_FILE names: the publishing run trusts it because the operator passed it on."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from agency_testbed.certs import make_serving_pair
 from agency_testbed.cluster import Kubectl, Testbed
 from agency_testbed.fixtures_operator import (
     JsonDict,
@@ -48,6 +52,7 @@ def test_a_published_significant_signal_starts_the_subscribed_agent_in_the_publi
     namespace: str,
     scripted_llm: ScriptedLLM,
     jaeger: Jaeger,
+    tmp_path: Path,
 ) -> None:
     scripted_llm.script(
         "monitor",
@@ -79,12 +84,20 @@ def test_a_published_significant_signal_starts_the_subscribed_agent_in_the_publi
         _qa_schedule(namespace),
         run(namespace, "watch-1", agent_name="monitor", input="Truck 4 reads 11.5C for lot L-889."),
     )
+    tls = make_serving_pair(tmp_path, "signals")
     operator.start(
         executor="local",
-        env={"AGENCY_OTLP_ENDPOINT": jaeger.otlp_http_endpoint, "AGENCY_SIGNALS_PORT": str(free_port())},
+        env={
+            "AGENCY_OTLP_ENDPOINT": jaeger.otlp_http_endpoint,
+            "AGENCY_SIGNALS_PORT": str(free_port()),
+            "AGENCY_SIGNALS_TLS_CERT_FILE": str(tls.cert),
+            "AGENCY_SIGNALS_TLS_KEY_FILE": str(tls.key),
+            "AGENCY_SIGNALS_CA_FILE": str(tls.ca_cert),
+        },
     )
 
     published = wait_for_phase(testbed, namespace, "watch-1", "Succeeded", timeout=180)
+    assert published["result"] == "Reported lot L-889.", published
 
     def qa_runs() -> list[JsonDict]:
         return [

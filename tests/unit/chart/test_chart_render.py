@@ -277,6 +277,12 @@ def test_signal_endpoint_is_served_over_tls_when_a_secret_is_given() -> None:
     service = next(o for o in of_kind(objs, "Service") if o["metadata"]["name"].endswith("-signals"))
     assert service["spec"]["ports"][0]["name"] == "https"
     assert service["spec"]["ports"][0]["port"] == 443
+    # runs trust the CA of that same Secret (the operator copies it into each run's run file)
+    assert env["AGENCY_SIGNALS_CA_FILE"] == f"{cert_dir}/ca.crt"
+
+
+def test_runs_trust_the_system_cas_for_signals_unless_a_ca_key_is_given() -> None:
+    assert "AGENCY_SIGNALS_CA_FILE" not in env_of(render("defaults.yaml"))
 
 
 def test_operator_serves_signals_where_the_chart_says_and_tells_runs_the_service_url() -> None:

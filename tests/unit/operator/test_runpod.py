@@ -3,11 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from operator_objects import RUN_UID, agent_obj, policy_obj, run_body, run_obj
 
 from agency_operator.environment import build_run_env
+from agency_operator.runfile import build_run_file_config_map
 from agency_operator.runpod import build_pod, pod_placement
-from agency_operator.settings import Settings
+from agency_operator.settings import Settings, SettingsError
 from agency_runtime.contract import Budget
 
 SETTINGS = Settings(runtime_image="registry.example/agency-runtime:1", otlp_endpoint="http://otel:4318")
@@ -154,3 +156,40 @@ def test_a_pod_without_a_signal_endpoint_gets_neither_url_nor_signal_token() -> 
     assert len([s for s in projected if "serviceAccountToken" in s]) == 1
     (container,) = spec["containers"]
     assert not {e["name"] for e in container["env"]} & {"AGENCY_SIGNAL_URL", "AGENCY_SIGNAL_TOKEN_FILE"}
+
+
+def test_a_pod_that_publishes_signals_trusts_the_endpoints_private_ca_from_its_run_file(
+    tmp_path: Path,
+) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nprivate CA\n-----END CERTIFICATE-----\n")
+    settings = Settings(
+        run_signal_url="https://agency-signals.agency-system.svc:443/namespaces/{namespace}/signals",
+        signals_ca_file=ca,
+    )
+    spec = _signal_pod(settings)["spec"]
+    projected = next(v for v in spec["volumes"] if v["name"] == "token")["projected"]["sources"]
+    (from_run_file,) = [
+        s["configMap"] for s in projected if s.get("configMap", {}).get("name") == "agency-run-r1"
+    ]
+    (item,) = from_run_file["items"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AGENCY_SIGNAL_CA_FILE"] == f"/var/run/secrets/agency.dev/serviceaccount/{item['path']}"
+    config_map = build_run_file_config_map(run_body(), {"input": "x"}, settings.signals_ca())
+    assert config_map["data"][item["key"]] == ca.read_text()
+
+
+def test_runs_trust_the_system_cas_for_signals_when_no_ca_is_given() -> None:
+    settings = Settings(run_signal_url="https://signals.example.com/namespaces/{namespace}/signals")
+    spec = _signal_pod(settings)["spec"]
+    (container,) = spec["containers"]
+    assert "AGENCY_SIGNAL_CA_FILE" not in {e["name"] for e in container["env"]}
+    assert settings.signals_ca() is None
+    assert set(build_run_file_config_map(run_body(), {}, settings.signals_ca())["data"]) == {"run.json"}
+
+
+def test_an_unreadable_signals_ca_is_an_error_naming_the_setting(tmp_path: Path) -> None:
+    settings = Settings(run_signal_url="https://s.example/{namespace}", signals_ca_file=tmp_path / "gone.crt")
+    with pytest.raises(SettingsError, match=r"AGENCY_SIGNALS_CA_FILE .*gone\.crt cannot be read"):
+        settings.signals_ca()
