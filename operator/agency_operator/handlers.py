@@ -88,6 +88,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             api_endpoints=cleanup.api_endpoints(kube, app),
         )
         swept = cleanup.sweep_orphans(kube)
+        local_swept = executor.sweep()
         memo.clock = (
             schedules.file_clock(app.test_clock_file) if app.test_clock_file else schedules.real_clock
         )
@@ -109,6 +110,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
                 "executor": app.executor.value,
                 "namespaces": list(app.namespaces),
                 "orphans_removed": swept,
+                "orphaned_runs_removed": local_swept,
             },
         )
 

@@ -71,6 +71,9 @@ class Executor(Protocol):
     def stop(self, body: Mapping[str, Any]) -> None:
         """The run was deleted: stop its process and drop its files (the Pod executor leaves it to the GC)."""
 
+    def sweep(self) -> int:
+        """At startup: stop and drop what runs deleted while no operator ran left behind; how many."""
+
 
 def parse_result(text: str | None) -> JsonDict | None:
     """The runtime's final result: the last line of `text` that is a JSON object with a phase."""

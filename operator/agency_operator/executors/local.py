@@ -12,12 +12,16 @@ run whose folder has one is never started again, and a restarted operator follow
 An operator can die between starting the process and writing its pid, so the process waits (`GATE`)
 until the pid file names it before it becomes the runtime: one that finds another pid there (the next
 operator started the run again), or none in time, leaves without running. A run never runs twice.
+
+A run deleted while no operator ran leaves its folder (and maybe its process) behind: `sweep`, at the
+next operator's start, stops and removes those whose run no longer exists.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,10 +35,11 @@ from agency_operator import names
 from agency_operator.credentials import read_model_keys
 from agency_operator.environment import SIGNAL_CA, SIGNAL_TOKEN, Placement, build_run_env, signal_env
 from agency_operator.executors import Launch, Observation, Progress, parse_result
-from agency_operator.kube import JsonDict, Kube
+from agency_operator.kube import JsonDict, Kube, path_for
 from agency_operator.runfile import run_file_text
 from agency_operator.settings import Settings
 from agency_operator.token import request_token
+from agency_runtime.api.meta import API_VERSION
 from agency_runtime.api.policy import AgentPolicy
 
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -220,10 +225,44 @@ class LocalExecutor:
         attempt = _latest_attempt(folder)
         if pid is None and attempt is not None and not _result_file(folder, attempt).exists():
             pid = int(_pid_file(folder, attempt).read_text() or "0")
-        if pid and (process is None or process.poll() is None):
+        if pid and (process.poll() is None if process is not None else process_running(pid)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep(self) -> int:
+        """Stop and remove what is left of runs deleted while no operator ran: a folder whose run (by
+        namespace, name and uid) no longer exists, in the namespaces this operator watches. Returns how
+        many were removed."""
+        removed = 0
+        watched = set(self.settings.namespaces)
+        if not self.settings.local_workdir.is_dir():
+            return 0
+        for namespace_folder in sorted(self.settings.local_workdir.iterdir()):
+            if not namespace_folder.is_dir() or (watched and namespace_folder.name not in watched):
+                continue
+            for folder in sorted(namespace_folder.iterdir()):
+                parsed = _run_of(folder)
+                if parsed is None:
+                    continue
+                name, uid = parsed
+                run = self.kube.get_or_none(path_for(API_VERSION, "agentruns", namespace_folder.name, name))
+                if run is not None and run["metadata"]["uid"] == uid:
+                    continue
+                self.stop({"metadata": {"namespace": namespace_folder.name, "name": name, "uid": uid}})
+                removed += 1
+        return removed
+
+
+_UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _run_of(folder: Path) -> tuple[str, str] | None:
+    """(name, uid) of a run's folder, `{name}-{uid}`; None for anything else found in the workdir."""
+    name, uid = folder.name[:-37], folder.name[-36:]
+    if not folder.is_dir() or not name or folder.name[-37:-36] != "-" or not _UID.match(uid):
+        return None
+    return name, uid

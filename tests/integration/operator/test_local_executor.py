@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from agency_operator.executors.local import process_running
 from agency_testbed.cluster import Kubectl, Testbed
 from agency_testbed.fixtures_operator import (
     STUB_ENV,
@@ -106,3 +107,31 @@ def test_operator_metrics_count_runs_by_phase_and_usage_by_agent_and_logs_are_js
     lines = [line for line in op.log.read_text().splitlines() if line.strip()]
     assert lines
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_a_run_deleted_while_no_operator_ran_is_stopped_and_removed_at_the_next_start(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    apply(
+        kubectl,
+        secret(namespace),
+        policy(namespace),
+        agent(namespace),
+        run(namespace, ask={"wait": True}),
+        run(namespace, "kept", ask={"wait": True}),
+    )
+    first = operator.start(executor="local", env=STUB_ENV)
+    for name in ("r1", "kept"):
+        wait_for_phase(testbed, namespace, name, "Running")
+    gone, kept = _folder(operator, testbed, namespace), _folder(operator, testbed, namespace, "kept")
+    gone_pid, kept_pid = int((gone / "pid").read_text()), int((kept / "pid").read_text())
+    first.kill()
+    kubectl("delete", "agentrun", "r1", "-n", namespace)  # no operator sees it go
+
+    operator.start(executor="local", env=STUB_ENV)
+
+    wait_for(lambda: not process_running(gone_pid), 30, "the deleted run's process to be stopped")
+    wait_for(lambda: not gone.exists(), 10, "the deleted run's files (its token among them) to be removed")
+    assert process_running(kept_pid), "a run that still exists keeps its process"
+    (kept / "release").touch()
+    wait_for_phase(testbed, namespace, "kept", "Succeeded")
