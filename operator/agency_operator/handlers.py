@@ -98,7 +98,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             app.namespaces,
             app.resync_seconds,
             {
-                "agentruns": lambda ns, name: runs.reconcile_run(memo.ctx, ns, name),
+                "agentruns": lambda ns, name: runs.resync_run(memo.ctx, ns, name),
                 "agents": lambda ns, name: _agent(memo, ns, name),
                 "agentschedules": lambda ns, name: _schedule(memo, ns, name),
             },

@@ -4,7 +4,8 @@ kopf's timers would do this, but kopf puts a finalizer on every object a timer o
 AgentRuns could not be deleted while the operator is down. Nothing here needs a finalizer (children are
 owned by the run; see `handlers`), so the resync is a plain thread started by the startup handler and
 stopped by the cleanup handler. Events (`on.event`) stay the fast path; this catches what time alone
-changes: TTLs expiring, daily windows rolling, local processes ending, approvals timing out.
+changes: TTLs expiring, daily windows rolling, local processes ending, approvals timing out. A started
+run whose Pod is watched is passed over but every so often (`runs.resync_due`).
 """
 
 from __future__ import annotations

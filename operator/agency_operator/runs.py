@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,7 @@ from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy, signals_rule
 from agency_operator.resolve import Refusal, check_agent, policy_for, run_budget
 from agency_operator.runfile import build_run_file
-from agency_operator.seen import Seen
+from agency_operator.seen import RunHint, Seen
 from agency_operator.settings import Settings
 from agency_operator.status import StatusDraft, phase_of, ready, result_fields, timestamp
 from agency_runtime.api.agent import Agent
@@ -51,6 +52,9 @@ from agency_runtime.api.common import RunPhase
 from agency_runtime.api.meta import API_VERSION
 from agency_runtime.api.policy import AgentPolicy
 from agency_runtime.api.run import AgentRun
+
+#: A run that only waits on its Pod's events is reconciled by the resync this many intervals apart.
+QUIET_RESYNCS = 30
 
 ADMITTED = "Admitted"
 CREDENTIALS = "CredentialsReady"
@@ -69,6 +73,8 @@ class Context:
     seen: Seen = field(default_factory=Seen)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
+    #: When each run's last reconcile ended (monotonic seconds), by `namespace/name`.
+    reconciled: dict[str, float] = field(default_factory=dict)
 
     def lock(self, key: str) -> threading.Lock:
         with self.guard:
@@ -116,25 +122,53 @@ def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
     Returns the refusal the run waits on (missing agent, policy, credentials, daily budget), if any.
     """
     with ctx.metrics.reconciling("AgentRun"), ctx.lock(f"{namespace}/{name}"):
-        body, prefetched = _read(ctx, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        return _reconcile_locked(ctx, namespace, name)
+
+
+def resync_due(
+    hint: RunHint | None, event_driven: bool, last: float | None, now: float, interval: float
+) -> bool:
+    """Pure: whether the periodic resync reconciles a run now (`last`: when its last reconcile ended).
+
+    A started run that is Pending or Running changes only when its process does, and with the pod
+    executor every change of the Pod is an event that reconciles the run at once; such a run is only
+    looked at every QUIET_RESYNCS intervals, as a safety net. Every other run is due every interval:
+    one waiting for admission (Secrets are not watched), for approvals (they time out), a finished one
+    (its TTL), and every run of the local executor (a process's end is no event)."""
+    if hint is None or not event_driven or last is None:
+        return True
+    waits_on_its_pod = hint.past_admission and hint.phase in (RunPhase.PENDING.value, RunPhase.RUNNING.value)
+    return not waits_on_its_pod or now - last >= interval * QUIET_RESYNCS
+
+
+def resync_run(ctx: Context, namespace: str, name: str) -> None:
+    """The resync's reconcile of one run: only when `resync_due` says so."""
+    hint, last = ctx.seen.run(namespace, name), ctx.reconciled.get(f"{namespace}/{name}")
+    if resync_due(hint, ctx.executor.event_driven, last, time.monotonic(), ctx.settings.resync_seconds):
+        reconcile_run(ctx, namespace, name)
+
+
+def _reconcile_locked(ctx: Context, namespace: str, name: str) -> Refusal | None:
+    body, prefetched = _read(ctx, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    run = AgentRun.from_k8s(body)
+    if run.spec.parent_run_ref is not None:  # a delegated run: its parent may read it (and only it)
+        grant_child(ctx.kube, namespace, run.spec.parent_run_ref.name, name)
+    draft = StatusDraft(body.get("status"), body["metadata"].get("generation"))
+    before = draft.get("phase")
+    gone = False
+    try:
+        return _reconcile(ctx, body, run, draft, prefetched)
+    except KubeError:
+        gone = _gone(ctx, body)  # deleted meanwhile, its children with it: nothing is left to report
+        if gone:
             return None
-        run = AgentRun.from_k8s(body)
-        if run.spec.parent_run_ref is not None:  # a delegated run: its parent may read it (and only it)
-            grant_child(ctx.kube, namespace, run.spec.parent_run_ref.name, name)
-        draft = StatusDraft(body.get("status"), body["metadata"].get("generation"))
-        before = draft.get("phase")
-        gone = False
-        try:
-            return _reconcile(ctx, body, run, draft, prefetched)
-        except KubeError:
-            gone = _gone(ctx, body)  # deleted meanwhile, its children with it: nothing is left to report
-            if gone:
-                return None
-            raise
-        finally:
-            if not gone:
-                _write(ctx, body, run, draft, before)
+        raise
+    finally:
+        if not gone:
+            _write(ctx, body, run, draft, before)
+            ctx.reconciled[f"{namespace}/{name}"] = time.monotonic()
 
 
 def _read(ctx: Context, namespace: str, name: str) -> tuple[JsonDict | None, Prefetched | None]:
@@ -184,6 +218,8 @@ def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, befo
     meta = body["metadata"]
     if patch is not None and not ctx.kube.patch_status(runs_path(meta["namespace"], meta["name"]), patch):
         return  # deleted meanwhile: no Events or metrics about a run that is gone
+    if patch is not None:
+        ctx.seen.run_written(body, draft.status)
     posts = [
         partial(events.post, ctx.kube, body, _event_type(status, reason), reason, message)
         for _type, status, reason, message in draft.transitions
@@ -516,3 +552,4 @@ def forget_run(ctx: Context, body: Mapping[str, Any]) -> None:
     ctx.seen.run_gone((body["metadata"]["namespace"], body["metadata"]["name"]))
     with ctx.guard:
         ctx.locks.pop(f"{body['metadata']['namespace']}/{body['metadata']['name']}", None)
+        ctx.reconciled.pop(f"{body['metadata']['namespace']}/{body['metadata']['name']}", None)

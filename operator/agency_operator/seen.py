@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agency_operator.credentials import secret_names
@@ -35,6 +35,7 @@ class RunHint:
     agent: str
     parent: str | None
     past_admission: bool
+    phase: str | None = None
 
 
 @dataclass
@@ -67,16 +68,23 @@ class Seen:
     def run_seen(self, body: Mapping[str, Any]) -> None:
         spec = body.get("spec") or {}
         parent = (spec.get("parentRunRef") or {}).get("name")
-        status = body.get("status") or {}
-        phase = status.get("phase")
         hint = RunHint(
             uid=str(body["metadata"].get("uid", "")),
             agent=str((spec.get("agentRef") or {}).get("name", "")),
             parent=str(parent) if parent else None,
-            past_admission=bool(status.get("startTime")) or phase in _FINISHED,
+            **_progress(body.get("status") or {}),
         )
         with self._guard:
             self._runs[_key(body)] = hint
+
+    def run_written(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """The operator wrote this status: the hint follows at once rather than at the watch's echo (a
+        Pod event in between would otherwise read again what a started run no longer needs)."""
+        key, uid = _key(body), str(body["metadata"].get("uid", ""))
+        with self._guard:
+            hint = self._runs.get(key)
+            if hint is not None and hint.uid == uid:
+                self._runs[key] = replace(hint, **_progress(status))
 
     def run_gone(self, key: Key) -> None:
         with self._guard:
@@ -90,6 +98,14 @@ class Seen:
         """How many Agents and runs are remembered (for tests and the fleet benchmark's memory story)."""
         with self._guard:
             return len(self._agents), len(self._runs)
+
+
+def _progress(status: Mapping[str, Any]) -> dict[str, Any]:
+    phase = status.get("phase")
+    return {
+        "past_admission": bool(status.get("startTime")) or phase in _FINISHED,
+        "phase": str(phase) if phase else None,
+    }
 
 
 def _key(body: Mapping[str, Any]) -> Key:

@@ -87,7 +87,8 @@ class Settings:
     finished_run_ttl_seconds: int = 7 * 24 * 3600
     #: Lifetime of a run's token when its policy does not say (the policy's default is 3600).
     token_ttl_seconds: int = 3600
-    #: How often unfinished objects are reconciled again regardless of events (level-based safety net).
+    #: How often unfinished objects are reconciled again regardless of events (level-based safety net);
+    #: a started run whose Pod is watched only every `runs.QUIET_RESYNCS` times that.
     resync_seconds: float = 10.0
     #: Server-side watch and client-side read timeouts (kopf issue 1120: without them a watch can hang).
     watch_server_timeout_seconds: int = 300

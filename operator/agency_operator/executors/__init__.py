@@ -58,6 +58,10 @@ class Launch:
 
 
 class Executor(Protocol):
+    #: Whether every change of a started run's process arrives as a watch event (a Pod's do; a local
+    #: process's end does not), so the resync need not poll it.
+    event_driven: bool
+
     def prepare(self, launch: Launch) -> Sequence[JsonDict]:
         """Objects the run's process needs that need nothing the run's identity makes: created beside
         the identity, before `start` (and left as they are when they exist)."""

@@ -93,6 +93,8 @@ def process_running(pid: int) -> bool:
 
 
 class LocalExecutor:
+    event_driven = False
+
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube = kube
         self.settings = settings

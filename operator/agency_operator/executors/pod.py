@@ -22,6 +22,8 @@ def _time(value: str | None) -> datetime | None:
 
 
 class PodExecutor:
+    event_driven = True
+
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube = kube
         self.settings = settings

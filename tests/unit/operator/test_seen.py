@@ -67,3 +67,19 @@ def test_a_run_hint_says_whether_the_run_was_past_admission() -> None:
     seen.run_gone((NAMESPACE, "refused"))
     assert seen.run(NAMESPACE, "r1") is None
     assert seen.sizes() == (0, 0)
+
+
+def test_a_status_the_operator_wrote_moves_the_hint_of_that_run_only() -> None:
+    seen = Seen()
+    body = run_body()
+    seen.run_seen(body)
+    seen.run_written(body, {"phase": "Pending", "startTime": "2026-12-02T10:00:00Z"})
+    assert seen.run(NAMESPACE, "r1") == RunHint(
+        uid=RUN_UID, agent="helper", parent=None, past_admission=True, phase="Pending"
+    )
+    replaced = run_body()
+    replaced["metadata"]["uid"] = "another-run-of-that-name"
+    seen.run_written(replaced, {"phase": "Failed"})  # not the run the hint is about: left as it is
+    hint = seen.run(NAMESPACE, "r1")
+    assert hint is not None
+    assert hint.phase == "Pending"
