@@ -40,6 +40,7 @@ from benchmarks.testbed_bench import (
     label_key,
     percentile,
     print_table,
+    steady_clock,
 )
 
 NAMESPACE = "run-start"
@@ -60,7 +61,7 @@ def main() -> None:
         bench.namespace(NAMESPACE)
         bench.operator(NAMESPACE, executor="pod")
         pods_path = f"/api/v1/namespaces/{NAMESPACE}/pods"
-        with WatchRecorder(bench.testbed, pods_path, label_key(RUN_LABEL, JOB_LABEL)) as pods:
+        with WatchRecorder(bench.testbed, pods_path, label_key(RUN_LABEL, JOB_LABEL)) as pods, steady_clock():
             for i in range(warmup + runs):
                 for kind in ("job", "run") if i % 2 == 0 else ("run", "job"):
                     name = f"{kind}-{i:04d}"

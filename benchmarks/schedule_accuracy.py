@@ -38,6 +38,7 @@ from benchmarks.testbed_bench import (
     name_key,
     percentile,
     print_table,
+    steady_clock,
 )
 
 NAMESPACE = "schedule-accuracy"
@@ -96,6 +97,7 @@ def main() -> None:
         with (
             WatchRecorder(bench.testbed, watched["AgentSchedule"], name_key) as runs,
             WatchRecorder(bench.testbed, watched["CronJob"], name_key) as jobs,
+            steady_clock(),
         ):
             schedules_path = f"/apis/agency.dev/v1alpha1/namespaces/{NAMESPACE}/agentschedules"
             for i in range(count):
