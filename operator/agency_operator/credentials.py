@@ -92,6 +92,6 @@ def read_model_keys(kube: Kube, agent: Agent) -> dict[str, str]:
     secrets: dict[str, Mapping[str, Any]] = {}
     for variable, _where, ref in key_variables(agent):
         if ref.name not in secrets:
-            secrets[ref.name] = kube.get(path_for("v1", "secrets", agent.metadata.namespace or "", ref.name))
+            secrets[ref.name] = kube.get(secret_path(agent.metadata.namespace or "", ref.name))
         keys[variable] = base64.b64decode(secrets[ref.name]["data"][ref.key]).decode("utf-8")
     return keys

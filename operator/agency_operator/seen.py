@@ -95,7 +95,7 @@ class Seen:
             return self._runs.get((namespace, name))
 
     def sizes(self) -> tuple[int, int]:
-        """How many Agents and runs are remembered (for tests and the fleet benchmark's memory story)."""
+        """How many Agents and runs are remembered: nothing is kept for an object that is gone."""
         with self._guard:
             return len(self._agents), len(self._runs)
 
