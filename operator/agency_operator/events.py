@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,39 @@ def build_event(obj: Mapping[str, Any], type_: str, reason: str, message: str, n
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+@dataclass(frozen=True)
+class Story:
+    """One Event to post: its type (Normal or Warning), reason and message."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def fold(transitions: Sequence[tuple[str, str, str, str]], type_of: Callable[[str, str], str]) -> list[Story]:
+    """The Events for the condition transitions of one status write.
+
+    Every Warning is an Event of its own (each names what went wrong). The Normal transitions of one
+    write are one Event, with the last one's reason and every message in order: a run that starts says
+    Admitted, Found, Bound and Starting in one write, and one Event (as the job controller's one
+    SuccessfulCreate) tells that story in one request instead of four.
+    """
+    stories: list[Story] = []
+    normal: list[tuple[str, str]] = []
+    for _type, status, reason, message in transitions:
+        kind = type_of(status, reason)
+        if kind == "Normal":
+            normal.append((reason, message))
+        else:
+            stories.append(Story(kind, reason, message))
+    if len(normal) == 1:
+        stories.append(Story("Normal", normal[0][0], normal[0][1]))
+    elif normal:
+        text = " ".join(f"{reason}: {message}" if message else f"{reason}." for reason, message in normal)
+        stories.append(Story("Normal", normal[-1][0], text))
+    return stories
 
 
 def post(kube: Kube, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:

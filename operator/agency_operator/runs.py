@@ -221,8 +221,8 @@ def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, befo
     if patch is not None:
         ctx.seen.run_written(body, draft.status)
     posts = [
-        partial(events.post, ctx.kube, body, _event_type(status, reason), reason, message)
-        for _type, status, reason, message in draft.transitions
+        partial(events.post, ctx.kube, body, story.type, story.reason, story.message)
+        for story in events.fold(draft.transitions, _event_type)
     ]
     side_by_side(posts)  # one round trip for all of them: the reconcile holds the run's lock meanwhile
     after = draft.get("phase")

@@ -107,6 +107,19 @@ def test_a_blocked_run_starts_once_its_policy_allows_the_model(
     _wait_for_condition(testbed, namespace, "r1", "Admitted", "ModelNotAllowed")
     apply(kubectl, policy(namespace, models={"allowed": ["anthropic/*", "openai/*"]}))
     wait_for_phase(testbed, namespace, "r1", "Succeeded")
+    # The refusal was a Warning of its own; the start is one Event that tells admission, credentials and
+    # identity in order (one request, not one per condition).
+    events = _events(testbed, namespace, "r1")
+    assert {e["type"] for e in events if e["reason"] == "ModelNotAllowed"} == {"Warning"}
+    started = [e for e in events if "Admitted: " in e["message"]]
+    assert len(started) == 1, [e["message"] for e in events]
+    message = started[0]["message"]
+    assert started[0]["type"] == "Normal"
+    assert message.index("Admitted: Agent helper is governed by AgentPolicy default.") < message.index(
+        "Found: The model credentials exist."
+    )
+    assert message.index("Found: ") < message.index("Bound: ServiceAccount agency-run-r1")
+    assert not [e for e in events if e["reason"] in ("Found", "Bound")]
 
 
 def test_agent_status_reports_its_policy_and_refusal_and_policy_changes_recheck_it(
