@@ -129,8 +129,15 @@ class OperatorFactory:
         return process
 
     def stop_all(self) -> None:
+        """Stop the operators, then every local run process they left (runs outlive their operator, as
+        Pods do; a test's runs must not outlive the test)."""
         for process in self.started:
             process.stop()
+        for pid_file in self.workdir.glob("*/*/pid*"):
+            try:
+                os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError, PermissionError):
+                continue
 
 
 @pytest.fixture
