@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 # One error type and one path builder for both clients: the operator reuses the runtime's.
-from agency_runtime.kube import JSON_PATCH, MERGE_PATCH
+from agency_runtime.kube import JSON_PATCH, MERGE_PATCH, send_throttled
 from agency_runtime.kube import KubeApiError as KubeError
 from agency_runtime.kube import resource_path as path_for
 
@@ -105,7 +105,9 @@ class Kube:
         headers = {"Content-Type": content_type} if body is not None else {}
         if accept is not None:
             headers["Accept"] = accept
-        response = self.http.request(method, path, json=body, params=params, headers=headers)
+        response = send_throttled(
+            lambda: self.http.request(method, path, json=body, params=params, headers=headers)
+        )
         if response.status_code >= 400:
             try:
                 status = response.json()

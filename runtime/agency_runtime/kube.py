@@ -9,7 +9,8 @@ its status, keep its journal, and whatever the policy's ClusterRoles grant the `
 from __future__ import annotations
 
 import ssl
-from collections.abc import Generator, Mapping
+import time
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,40 @@ JsonDict = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 AGENTRUNS = "agentruns"
+
+
+#: How often a request the API server throttles (429) is sent again, and the longest wait between.
+THROTTLE_RETRIES = 5
+MAX_RETRY_AFTER_SECONDS = 5.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending a throttled request again, or None when it was not throttled.
+
+    The API server answers 429 with a Retry-After while the storage of a just-created resource type
+    initialises ("storage is (re)initializing") and when its priority-and-fairness queues are full. The
+    request did nothing, so any verb may be sent again (client-go does the same)."""
+    if response.status_code != 429:
+        return None
+    try:
+        seconds = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def send_throttled(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """`send()`, sent again after the wait the server asks for while it answers 429, at most
+    `THROTTLE_RETRIES` more times; the last answer is returned as it is."""
+    response = send()
+    for _ in range(THROTTLE_RETRIES):
+        wait = retry_after(response)
+        if wait is None:
+            return response
+        response.close()
+        time.sleep(wait)
+        response = send()
+    return response
 
 
 class KubeApiError(Exception):
@@ -124,7 +159,9 @@ class KubeClient:
     ) -> JsonDict:
         headers = {"Content-Type": content_type} if body is not None else {}
         try:
-            response = self.http.request(method, path, json=body, params=params, headers=headers)
+            response = send_throttled(
+                lambda: self.http.request(method, path, json=body, params=params, headers=headers)
+            )
         except httpx.HTTPError as err:
             raise KubeApiError(0, "Unreachable", f"{method} {path}: {type(err).__name__}: {err}") from None
         if response.status_code >= 400:
