@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from agency_operator import admission, agents, cleanup, names, runs, schedules, serving
+from agency_operator import admission, agents, cleanup, names, runs, schedules, served, serving
 from agency_operator.executors import Executor
 from agency_operator.executors.local import LocalExecutor
 from agency_operator.executors.pod import PodExecutor
@@ -76,6 +76,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         configure.execution.max_workers = 16
         admission.configure(configure, app)  # the webhook, when AGENCY_WEBHOOK_PORT is set
         kube = Kube.from_environment()
+        served.wait_until_served(kube, app.namespaces)
         executor: Executor = (
             LocalExecutor(kube, app) if app.executor is ExecutorKind.LOCAL else PodExecutor(kube, app)
         )
