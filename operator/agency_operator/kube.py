@@ -8,7 +8,8 @@ in-cluster ServiceAccount, with token refresh), applied to an `httpx.Client` on 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Generator, Iterator, Mapping
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,24 +49,56 @@ class _ConfigAuth(httpx.Auth):
         yield request
 
 
-#: Keep every connection the operator's threads use at once (kopf's 16 workers, 16 for side-by-side
-#: requests, the schedule wake-ups): httpx keeps 20 by default and closes the rest after each request, so
-#: under a burst every request past the twentieth paid a new TLS handshake, a quarter of the operator's CPU
-#: at 1,000 runs (and as much again in the API server).
-CONNECTION_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=60.0)
+#: Each thread has a client of its own (`Kube(per_thread=...)`): a thread sends one request at a time, so
+#: its connection stays open for its next one. One client shared by the operator's ~48 threads (kopf's 16
+#: workers, 16 for side-by-side requests, the schedule wake-ups) cost a TLS handshake for every request
+#: past the 20 idle connections httpx keeps, and, with a larger pool, a pass over every connection (a
+#: select() each) for every request: both showed as a fifth to a quarter of the operator's CPU in a burst.
+PER_THREAD_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=60.0)
 
 
 class Kube:
     """GET/POST/PATCH/DELETE returning the API server's JSON; errors as `KubeError`."""
 
-    def __init__(self, http: httpx.Client, connection: Connection) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        connection: Connection,
+        *,
+        per_thread: Callable[[], httpx.Client] | None = None,
+    ) -> None:
         self.http = http
         self.connection = connection
+        self._per_thread = per_thread
+        self._local = threading.local()
+        self._clients: dict[threading.Thread, httpx.Client] = {}
+        self._clients_lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        """This thread's client (made on its first request), or the one client without `per_thread`."""
+        if self._per_thread is None:
+            return self.http
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._per_thread()
+            self._local.client = client
+            with self._clients_lock:
+                ended = [thread for thread in self._clients if not thread.is_alive()]
+                for thread in ended:  # the clients of threads that ended are closed, not left to leak
+                    self._clients.pop(thread).close()
+                self._clients[threading.current_thread()] = client
+        return client
 
     @classmethod
-    def from_environment(cls, timeout: float = 30.0, kubeconfig: Path | None = None) -> Kube:
+    def from_environment(
+        cls,
+        timeout: float = 30.0,
+        kubeconfig: Path | None = None,
+        *,
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+    ) -> Kube:
         """Log in like kubectl: `kubeconfig`, else KUBECONFIG (or ~/.kube/config), else the in-cluster
-        ServiceAccount."""
+        ServiceAccount. `event_hooks` (httpx's) are given to every thread's client."""
         from kubernetes import client, config
 
         configuration = client.Configuration()
@@ -80,16 +113,26 @@ class Kube:
         context = ssl.create_default_context(cafile=str(ca) if ca else None)
         if configuration.cert_file and configuration.key_file:
             context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        http = httpx.Client(
-            base_url=configuration.host,
-            verify=context if configuration.verify_ssl else False,
-            auth=_ConfigAuth(configuration),
-            timeout=timeout,
-            limits=CONNECTION_LIMITS,
-        )
-        return cls(http, Connection(host=configuration.host, ca_file=ca))
+        auth = _ConfigAuth(configuration)
+
+        def make_client() -> httpx.Client:
+            return httpx.Client(
+                base_url=configuration.host,
+                verify=context if configuration.verify_ssl else False,
+                auth=auth,
+                timeout=timeout,
+                limits=PER_THREAD_LIMITS,
+                event_hooks=dict(event_hooks or {}),
+            )
+
+        return cls(make_client(), Connection(host=configuration.host, ca_file=ca), per_thread=make_client)
 
     def close(self) -> None:
+        """Close the shared client and every thread's."""
+        with self._clients_lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
         self.http.close()
 
     def request(
@@ -106,7 +149,7 @@ class Kube:
         if accept is not None:
             headers["Accept"] = accept
         response = send_throttled(
-            lambda: self.http.request(method, path, json=body, params=params, headers=headers)
+            lambda: self._client().request(method, path, json=body, params=params, headers=headers)
         )
         if response.status_code >= 400:
             try:
@@ -123,7 +166,7 @@ class Kube:
 
     def text(self, path: str, params: Mapping[str, str] | None = None) -> str | None:
         """A plain-text resource (a Pod's log); None when the server cannot give it."""
-        response = self.http.get(path, params=params)
+        response = self._client().get(path, params=params)
         return response.text if response.status_code == 200 else None
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonDict:

@@ -82,14 +82,14 @@ def _body(testbed: Testbed, namespace: str, name: str = "r1") -> dict[str, Any]:
 
 
 def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
-    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
+    kubectl: Kubectl, testbed: Testbed, namespace: str
 ) -> None:
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
+    rounds = Rounds([READS, OBJECTS, 1])
+    kube = Kube.from_environment(kubeconfig=testbed.kubeconfig, event_hooks={"request": [rounds.hook]})
     ctx = _context(kube)
     ctx.seen.agent_seen(agent(namespace))  # as the operator's watches would have shown them
     ctx.seen.run_seen(_body(testbed, namespace))
-    rounds = Rounds([READS, OBJECTS, 1])
-    kube.http.event_hooks["request"] = [rounds.hook]
 
     assert runs.reconcile_run(ctx, namespace, "r1") is None
 
@@ -108,6 +108,7 @@ def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
     }
     assert rounds.round(2) == {("POST", "pods")}
     assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is not None
+    kube.close()
     assert _body(testbed, namespace)["status"]["startTime"]
 
 

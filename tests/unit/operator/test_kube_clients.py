@@ -1,7 +1,8 @@
-"""A request the API server throttles (429, Retry-After) is sent again, by the runtime and the operator."""
+"""The Kubernetes clients: a throttled request (429, Retry-After) is sent again; a thread keeps its client."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -93,3 +94,28 @@ def test_the_wait_is_the_servers_within_bounds_and_only_for_429() -> None:
     assert retry_after(answer(429, "-4")) == 0.0
     assert retry_after(answer(500, "3")) is None
     assert retry_after(answer(409, None)) is None
+
+
+def test_the_operator_gives_each_thread_its_own_client_and_keeps_it() -> None:
+    """A thread's next request finds its connection open: one client per thread, made on first use."""
+    made: list[httpx.Client] = []
+
+    def make() -> httpx.Client:
+        made.append(httpx.Client(base_url="https://api.test", transport=httpx.MockTransport(Server(0))))
+        return made[-1]
+
+    kube = Kube(make(), Connection(host="https://api.test", ca_file=None), per_thread=make)
+    kube.create("/api/v1/namespaces/a/configmaps", {"n": 1})
+    kube.create("/api/v1/namespaces/a/configmaps", {"n": 2})
+    assert len(made) == 2  # the shared one and this thread's
+    worker = threading.Thread(target=lambda: kube.create("/api/v1/namespaces/a/configmaps", {"n": 3}))
+    worker.start()
+    worker.join()
+    assert len(made) == 3
+    assert not made[2].is_closed
+    second = threading.Thread(target=lambda: kube.get("/api/v1/namespaces/a/configmaps/x"))
+    second.start()
+    second.join()
+    assert made[2].is_closed  # the ended thread's client, closed when the next thread made its own
+    kube.close()
+    assert all(client.is_closed for client in made)
