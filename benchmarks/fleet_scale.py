@@ -258,7 +258,7 @@ EXPLAIN: dict[Key, str] = {
     ("POST", "configmaps", ""): "the run file (Agent and policy copied at start), immutable",
     ("POST", "pods", ""): "the run's Pod",
     ("LIST", "pods", ""): "the run's Pod by run-uid label, to mirror its phase (each reconcile)",
-    ("POST", "events", ""): "Events on condition changes (Admitted, CredentialsReady, IdentityReady, ...)",
+    ("POST", "events", ""): "Events: one per run start (its steps in one), a warning each; Agents' Ready",
     ("WATCH", "agentruns", ""): "kopf's watches (counted when they end, every 60-300 s)",
     ("WATCH", "agents", ""): "kopf's watches",
     ("WATCH", "agentpolicies", ""): "kopf's watches",
