@@ -70,7 +70,7 @@ class Kube:
         self.http = http
         self.connection = connection
         self._per_thread = per_thread
-        self._local = threading.local()
+        #: Read without the lock (one thread only ever looks up its own entry); changed under it.
         self._clients: dict[threading.Thread, httpx.Client] = {}
         self._clients_lock = threading.Lock()
 
@@ -78,15 +78,15 @@ class Kube:
         """This thread's client (made on its first request), or the one client without `per_thread`."""
         if self._per_thread is None:
             return self.http
-        client: httpx.Client | None = getattr(self._local, "client", None)
+        thread = threading.current_thread()
+        client = self._clients.get(thread)
         if client is None:
             client = self._per_thread()
-            self._local.client = client
             with self._clients_lock:
-                ended = [thread for thread in self._clients if not thread.is_alive()]
-                for thread in ended:  # the clients of threads that ended are closed, not left to leak
-                    self._clients.pop(thread).close()
-                self._clients[threading.current_thread()] = client
+                ended = [other for other in self._clients if not other.is_alive()]
+                for other in ended:  # the clients of threads that ended are closed, not left to leak
+                    self._clients.pop(other).close()
+                self._clients[thread] = client
         return client
 
     @classmethod
