@@ -6,9 +6,12 @@ the API client, executor, metrics and resync) into kopf's memo.
 
 Level, not edge: every AgentRun event (including the listing kopf does when it starts, which is what
 `@kopf.on.resume` would give), every event of a run's Pod and a periodic resync (`resync.py`) all call
-the same `runs.reconcile_run`, which reads the run afresh and is idempotent. `on.event` keeps no progress
-annotations on the objects, so a reconcile that changes nothing writes nothing. A waiting run says why
-in its conditions and Events rather than through kopf's TemporaryError retries.
+the same `runs.reconcile_run`, which reads the run afresh and is idempotent. The run and Pod handlers
+(and the Agent handler) are async and only put a key on a work queue (`workqueue.py`) that 16 threads
+reconcile from, so a burst of runs waits as keys, not as kopf tasks holding each event's body.
+`on.event` keeps no progress annotations on the objects, so a reconcile that changes nothing writes
+nothing. A waiting run says why in its conditions and Events rather than through kopf's
+TemporaryError retries.
 
 No finalizers: every child of a run in its namespace is owned by it and goes with it (garbage
 collection); what cannot be owned (bindings in other namespaces, a local process) is removed on the
@@ -18,7 +21,7 @@ run's DELETED event, and a startup sweep catches deletions that happened while t
 from __future__ import annotations
 
 import gc
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
@@ -32,9 +35,16 @@ from agency_operator.resync import Resync
 from agency_operator.settings import ExecutorKind, Settings
 from agency_operator.triggers.history import SCHEDULE_LABEL
 from agency_operator.wakeups import Wakeups
+from agency_operator.workqueue import WorkQueue
 
 GROUP, VERSION = "agency.dev", "v1alpha1"
 PREFIX = "agency.dev"
+#: Threads that reconcile runs (the work queue's) and that run kopf's sync handlers (Agents, policies,
+#: schedules) each.
+WORKERS = 16
+
+#: What a work-queue key asks for: reconcile a run, an Agent, or the schedule a run belongs to.
+Work = tuple[Literal["run", "agent", "schedule"], str, str]
 
 
 def _context(memo: Any) -> runs.Context:
@@ -62,6 +72,21 @@ def _schedule(memo: Any, namespace: str | None, name: str | None) -> None:
         memo.wakeups.arm(f"{namespace}/{name}", next_slot_in)
 
 
+def _work(memo: Any, key: Work) -> None:
+    what, namespace, name = key
+    if what == "run":
+        runs.reconcile_run(_context(memo), namespace, name)
+    elif what == "agent":
+        _agent(memo, namespace, name)
+    else:
+        _schedule(memo, namespace, name)
+
+
+def _queue(memo: Any) -> WorkQueue[Work]:
+    queue: WorkQueue[Work] = memo.queue
+    return queue
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.on.startup(id="startup", registry=registry)
     def startup(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
@@ -73,7 +98,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         configure.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
         configure.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
         configure.posting.enabled = False  # the operator posts its own Events, about what matters to users
-        configure.execution.max_workers = 16
+        configure.execution.max_workers = WORKERS
+        # A run's kopf worker is done once its key is queued: let it go soon rather than idle for 5 s.
+        configure.queueing.idle_timeout = 1.0
         admission.configure(configure, app)  # the webhook, when AGENCY_WEBHOOK_PORT is set
         kube = Kube.from_environment()
         served.wait_until_served(kube, app.namespaces)
@@ -81,6 +108,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             LocalExecutor(kube, app) if app.executor is ExecutorKind.LOCAL else PodExecutor(kube, app)
         )
         metrics = Metrics()
+        memo.queue = WorkQueue(lambda key: _work(memo, key), workers=WORKERS)
+        metrics.queue_depth.set_function(lambda: len(_queue(memo)))
         metrics.serve(app.metrics_port)
         memo.ctx = runs.Context(
             kube=kube,
@@ -144,6 +173,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     @kopf.on.cleanup(id="shutdown", registry=registry)
     def shutdown(memo: Any, **_: Any) -> None:
+        queue = getattr(memo, "queue", None)
+        if queue is not None:
+            queue.stop()
         resync = getattr(memo, "resync", None)
         if resync is not None:
             resync.stop()
@@ -155,17 +187,28 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             ctx.kube.close()
 
     # ----- AgentRun ------------------------------------------------------------------------------
-    @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-event", registry=registry)
-    def run_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-        ctx = _context(memo)
+    def deleted(type: str | None, **_: Any) -> bool:
+        return type == "DELETED"
+
+    def not_deleted(type: str | None, **_: Any) -> bool:
+        return type != "DELETED"
+
+    @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-event", when=not_deleted, registry=registry)
+    async def run_event(body: kopf.Body, memo: Any, **_: Any) -> None:
+        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+        _context(memo).seen.run_seen(body)  # lets the reconcile read what the run's start needs in one round
+        _queue(memo).add(("run", namespace, name))
+        _schedule_of(memo, body)
+
+    @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-deleted", when=deleted, registry=registry)
+    def run_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
+        runs.forget_run(_context(memo), body)  # needs the body: the run cannot be read any more
+        _schedule_of(memo, body)
+
+    def _schedule_of(memo: Any, body: kopf.Body) -> None:
         schedule = body.metadata.labels.get(SCHEDULE_LABEL)
-        if type == "DELETED":
-            runs.forget_run(ctx, body)
-        else:
-            ctx.seen.run_seen(body)  # lets the reconcile read what the run's start needs in one round
-            runs.reconcile_run(ctx, body.metadata.namespace or "", body.metadata.name or "")
         if schedule:  # a run that finished or went may let its schedule go on (Forbid, history, status)
-            _schedule(memo, body.metadata.namespace, schedule)
+            _queue(memo).add(("schedule", body.metadata.namespace or "", schedule))
 
     @kopf.on.event(
         "",
@@ -175,10 +218,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         id="run-pod-event",
         registry=registry,
     )
-    def pod_event(body: kopf.Body, memo: Any, **_: Any) -> None:
+    async def pod_event(body: kopf.Body, memo: Any, **_: Any) -> None:
         run = body.metadata.labels.get(names.RUN_LABEL)
         if run:
-            runs.reconcile_run(_context(memo), body.metadata.namespace or "", run)
+            _queue(memo).add(("run", body.metadata.namespace or "", run))
 
     # ----- AgentSchedule -------------------------------------------------------------------------
     @kopf.on.event(GROUP, VERSION, "agentschedules", id="agentschedule-event", registry=registry)
@@ -188,13 +231,15 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     # ----- Agent and AgentPolicy -----------------------------------------------------------------
     @kopf.on.event(GROUP, VERSION, "agents", id="agent-event", registry=registry)
-    def agent_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    async def agent_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx, namespace, name = _context(memo), body.metadata.namespace or "", body.metadata.name or ""
         if type == "DELETED":
             ctx.seen.agent_gone((namespace, name))
         else:
             ctx.seen.agent_seen(body)  # which Secrets its runs' admission reads beside the run
-            agents.reconcile_agent(ctx.kube, namespace, name)
+            # Queued with the runs: its status counts their runs, so in a burst it waits its turn
+            # rather than re-reading every run of its namespace after each one started.
+            _queue(memo).add(("agent", namespace, name))
 
     @kopf.on.event(GROUP, VERSION, "agentpolicies", id="agentpolicy-event", registry=registry)
     def policy_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:

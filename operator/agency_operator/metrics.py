@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
 class Metrics:
@@ -33,6 +33,11 @@ class Metrics:
         )
         self.reconcile_errors = Counter(
             "agency_reconcile_errors", "Reconciles that raised", ["kind"], registry=registry
+        )
+        self.queue_depth = Gauge(
+            "agency_reconcile_queue_depth",
+            "Runs and schedules waiting for a reconcile thread (set by the operator's work queue)",
+            registry=registry,
         )
         self.tokens = Counter(
             "agency_model_tokens",
