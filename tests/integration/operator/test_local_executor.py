@@ -104,6 +104,9 @@ def test_operator_metrics_count_runs_by_phase_and_usage_by_agent_and_logs_are_js
         assert f"{series} {tokens}" in text
     assert f"agency_model_cost_usd_total{{{labels}}} 0.25" in text
     assert 'agency_reconcile_duration_seconds_count{kind="AgentRun"}' in text
+    wait_for(  # the run is done: its work queue drains (the gauge is there and follows it)
+        lambda: "\nagency_reconcile_queue_depth 0.0" in op.metrics(), 10, "an empty reconcile queue"
+    )
     lines = [line for line in op.log.read_text().splitlines() if line.strip()]
     assert lines
     assert all(isinstance(json.loads(line), dict) for line in lines)
