@@ -50,10 +50,11 @@ class _ConfigAuth(httpx.Auth):
 
 
 #: Each thread has a client of its own (`Kube(per_thread=...)`): a thread sends one request at a time, so
-#: its connection stays open for its next one. One client shared by the operator's ~48 threads (kopf's 16
-#: workers, 16 for side-by-side requests, the schedule wake-ups) cost a TLS handshake for every request
-#: past the 20 idle connections httpx keeps, and, with a larger pool, a pass over every connection (a
-#: select() each) for every request: both showed as a fifth to a quarter of the operator's CPU in a burst.
+#: its connection stays open for its next one. One client shared by the operator's threads (the work
+#: queue's 16, kopf's 16, 16 for side-by-side requests, the schedule wake-ups) cost a TLS handshake
+#: for every request past the 20 idle connections httpx keeps, and, with a larger pool, a pass over every
+#: connection (a select() each) for every request: both showed as a fifth to a quarter of the operator's
+#: CPU in a burst.
 PER_THREAD_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=60.0)
 
 
