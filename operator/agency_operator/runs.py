@@ -17,7 +17,9 @@ call with nothing new changes nothing. The steps, in order:
 A run that has not started costs three round trips to the API server before its Pod exists: every read
 at once (the run, its Agent, the policies, the parent run, and the Secrets the Agent named when the watch
 last showed it: see `seen.py`), then every object that does not need another (identity, NetworkPolicy,
-run file), then the Pod (the API server refuses a Pod whose ServiceAccount does not exist yet).
+run file), then the Pod (the API server refuses a Pod whose ServiceAccount does not exist yet), whose
+create answers with what the mirror needs. In a burst, the Agent, policies and Secrets of a run's first
+admission are mostly read by another run a moment before (`fresh.py`), which leaves one read, the run's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials, check_read, secret_names, secret_path
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
+from agency_operator.fresh import FreshReads
 from agency_operator.identity import build_identity, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
@@ -71,6 +74,7 @@ class Context:
     metrics: Metrics
     api_endpoints: Sequence[tuple[str, int]] = ()
     seen: Seen = field(default_factory=Seen)
+    fresh: FreshReads = field(default_factory=FreshReads)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
     #: When each run's last reconcile ended (monotonic seconds), by `namespace/name`.
@@ -179,15 +183,22 @@ def _read(ctx: Context, namespace: str, name: str) -> tuple[JsonDict | None, Pre
     if hint is None or hint.past_admission:
         return kube.get_or_none(path), None
     secrets = ctx.seen.agent_secrets(namespace, hint.agent) or ()
+    # Its first admission may share reads sent since the watch showed it; a run that was refused reads
+    # live from then on, so what it waits for is seen as soon as it exists (`fresh.py`).
+    since = hint.seen_at if hint.phase is None else float("inf")
+
+    def shared(path: str, fetch: Callable[[str], Any]) -> Callable[[], Any]:
+        return partial(ctx.fresh.get, path, since, partial(fetch, path))
+
     reads: dict[str, Callable[[], Any]] = {
         "run": partial(kube.get_or_none, path),
-        "agent": partial(kube.get_or_none, path_for(API_VERSION, "agents", namespace, hint.agent)),
-        "policies": partial(kube.list, path_for(API_VERSION, "agentpolicies", namespace)),
+        "agent": shared(path_for(API_VERSION, "agents", namespace, hint.agent), kube.get_or_none),
+        "policies": shared(path_for(API_VERSION, "agentpolicies", namespace), kube.list),
     }
     if hint.parent is not None:
         reads["parent"] = partial(kube.get_or_none, runs_path(namespace, hint.parent))
     for secret in secrets:
-        reads[f"secret/{secret}"] = partial(kube.get_or_none, secret_path(namespace, secret))
+        reads[f"secret/{secret}"] = shared(secret_path(namespace, secret), kube.get_or_none)
     answers = dict(zip(reads, side_by_side(list(reads.values())), strict=True))
     prefetched = Prefetched(
         uid=hint.uid,
@@ -242,14 +253,16 @@ def _reconcile(
         return None
     if draft.get("phase") is None:
         draft.set(phase=RunPhase.PENDING.value)
+    observed: Observation | None = None  # what starting the process told of it, if it started now
     if draft.get("startTime") is None:
         admission = _admit(ctx, body, run, draft, prefetched=prefetched)
         if isinstance(admission, Refusal):
             return None if admission.permanent else admission
-        refused = _start(ctx, admission, draft)
-        if refused is not None:
-            return refused
-    _mirror(ctx, body, run, draft, ctx.executor.observe(body))
+        started = _start(ctx, admission, draft)
+        if isinstance(started, Refusal):
+            return started
+        observed = started
+    _mirror(ctx, body, run, draft, observed if observed is not None else ctx.executor.observe(body))
     return None
 
 
@@ -349,7 +362,9 @@ def _admit(
     return Admission(agent, policy, launch)
 
 
-def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | None:
+def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | Observation | None:
+    """Make the run's identity, NetworkPolicy and process. A refusal if it waits (conditions set), else
+    where the process is, when starting it told (see `Executor.start`)."""
     body, policy = admission.launch.body, admission.policy
     network_policy = build_network_policy(
         body,
@@ -401,10 +416,10 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
         f"ServiceAccount {names.service_account(body['metadata']['name'])} with its own Role; "
         f"ClusterRoles from AgentPolicy {policy.metadata.name}: {grants}.",
     )
-    ctx.executor.start(admission.launch)
+    started = ctx.executor.start(admission.launch)
     crash_point(ctx.settings, "start")
     draft.set(startTime=timestamp(datetime.now(UTC)))
-    return None
+    return started
 
 
 def _mirror(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, seen: Observation) -> None:

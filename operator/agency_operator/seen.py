@@ -5,15 +5,17 @@ and the parent run, and the Secrets depend on the Agent. Read in that order they
 before anything is made. The watches (kopf's, which call the handlers) already showed the Agent, so
 its Secrets can be read in the same round as everything else.
 
-A hint is never trusted as the truth: every object is still read live in that round, the decision is
-taken on what the server answered, and a hint that turns out stale (an Agent that now names another
-Secret) only costs the round it saved. So a policy tightened a moment before a run is created governs
-that run, as it would with no hints at all.
+A hint is never trusted as the truth: every object is still read in that round, the decision is taken
+on what the server answered, and a hint that turns out stale (an Agent that now names another Secret)
+only costs the round it saved. The reads are sent after the watch first showed the run (`fresh.py` may
+answer a run's first admission with such a read that another run sent), so a policy tightened a moment
+before a run is created governs that run, as it would with no hints at all.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +38,9 @@ class RunHint:
     parent: str | None
     past_admission: bool
     phase: str | None = None
+    #: When a watch first showed this run (monotonic seconds): after its creation, so any read sent since
+    #: then sees what the API server held once the run existed (`fresh.py`).
+    seen_at: float = 0.0
 
 
 @dataclass
@@ -68,14 +73,16 @@ class Seen:
     def run_seen(self, body: Mapping[str, Any]) -> None:
         spec = body.get("spec") or {}
         parent = (spec.get("parentRunRef") or {}).get("name")
-        hint = RunHint(
-            uid=str(body["metadata"].get("uid", "")),
-            agent=str((spec.get("agentRef") or {}).get("name", "")),
-            parent=str(parent) if parent else None,
-            **_progress(body.get("status") or {}),
-        )
+        uid, key, now = str(body["metadata"].get("uid", "")), _key(body), time.monotonic()
         with self._guard:
-            self._runs[_key(body)] = hint
+            before = self._runs.get(key)
+            self._runs[key] = RunHint(
+                uid=uid,
+                agent=str((spec.get("agentRef") or {}).get("name", "")),
+                parent=str(parent) if parent else None,
+                seen_at=before.seen_at if before is not None and before.uid == uid else now,
+                **_progress(body.get("status") or {}),
+            )
 
     def run_written(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """The operator wrote this status: the hint follows at once rather than at the watch's echo (a

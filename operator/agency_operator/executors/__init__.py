@@ -66,8 +66,10 @@ class Executor(Protocol):
         """Objects the run's process needs that need nothing the run's identity makes: created beside
         the identity, before `start` (and left as they are when they exist)."""
 
-    def start(self, launch: Launch) -> None:
-        """Start the run's process unless it was started before (idempotent); what `prepare` gave exists."""
+    def start(self, launch: Launch) -> Observation | None:
+        """Start the run's process unless it was started before (idempotent); what `prepare` gave exists.
+        Where the process is then, when starting it told (a Pod's create answers with the Pod), else None
+        and the caller observes it."""
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         """Where the run's latest process is now."""

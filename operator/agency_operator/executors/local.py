@@ -138,6 +138,7 @@ class LocalExecutor:
         return ()
 
     def start(self, launch: Launch) -> None:
+        """The run's process; None: `observe` reads where it is (its pid file, its result file)."""
         folder = self.folder(launch.body)
         if _pid_file(folder, launch.attempt).exists():
             return

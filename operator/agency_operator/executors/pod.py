@@ -33,8 +33,9 @@ class PodExecutor:
         starts the container only once the ConfigMap it mounts exists."""
         return [build_run_file_config_map(launch.body, launch.run_file, self.settings.signals_ca())]
 
-    def start(self, launch: Launch) -> None:
-        """The Pod of this attempt (after an approval, the next one mounts the same run file)."""
+    def start(self, launch: Launch) -> Observation:
+        """The Pod of this attempt (after an approval, the next one mounts the same run file), observed as
+        the API server answered its create (or, when it existed, the read after): no second read for it."""
         env = build_run_env(
             launch.run,
             launch.budget,
@@ -42,9 +43,10 @@ class PodExecutor:
             otlp_endpoint=self.settings.otlp_endpoint,
             trace_parent=launch.trace_parent,
         )
-        ensure(
+        pod, _ = ensure(
             self.kube, build_pod(launch.body, launch.agent, launch.policy, env, self.settings, launch.attempt)
         )
+        return self._observe_pod(launch.body, pod)
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         meta = body["metadata"]
@@ -54,6 +56,10 @@ class PodExecutor:
         if not pods:
             return Observation(Progress.ABSENT)
         pod = max(pods, key=lambda p: int(p["metadata"].get("labels", {}).get(names.ATTEMPT_LABEL, "0")))
+        return self._observe_pod(body, pod)
+
+    def _observe_pod(self, body: Mapping[str, Any], pod: JsonDict) -> Observation:
+        meta = body["metadata"]
         attempt = int(pod["metadata"].get("labels", {}).get(names.ATTEMPT_LABEL, "0"))
         pod_name = pod["metadata"]["name"]
         if pod["metadata"].get("uid") and meta["uid"] not in {

@@ -2,7 +2,8 @@
 
 The reconcile is called in-process against the real API server (no operator process), with a request
 hook on its own client that holds each request of a round until the whole round is in flight: a request
-sent one after another instead breaks the barrier and fails the reconcile.
+sent one after another instead breaks the barrier and fails the reconcile. Then the shared reads of a
+burst (`fresh.py`): what runs may share, and what they must read again.
 """
 
 from __future__ import annotations
@@ -136,3 +137,85 @@ def test_stale_hints_never_decide_a_runs_admission(
         c for c in _body(testbed, namespace)["status"]["conditions"] if c["type"] == "CredentialsReady"
     ]
     assert [(c["status"], c["reason"]) for c in credentials] == [("False", "SecretNotFound")]
+
+
+class Requests:
+    """Records (method, resource) of every request a client sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def hook(self, request: httpx.Request) -> None:
+        self.sent.append((request.method, _resource(request.url.path)))
+
+    def reads(self) -> list[tuple[str, str]]:
+        """What was read since the last call, in order."""
+        taken, self.sent = self.sent, []
+        return sorted(r for r in taken if r[0] == "GET")
+
+
+def _recorded(testbed: Testbed) -> tuple[Requests, Kube]:
+    requests = Requests()
+    return requests, Kube.from_environment(
+        kubeconfig=testbed.kubeconfig, event_hooks={"request": [requests.hook]}
+    )
+
+
+def test_runs_seen_before_a_read_was_sent_share_it_and_all_start(
+    kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    apply(
+        kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace), run(namespace, "r2")
+    )
+    requests, kube = _recorded(testbed)
+    ctx = _context(kube)
+    ctx.seen.agent_seen(agent(namespace))
+    ctx.seen.run_seen(_body(testbed, namespace))  # both seen before either is reconciled, as in a burst
+    ctx.seen.run_seen(_body(testbed, namespace, "r2"))
+
+    assert runs.reconcile_run(ctx, namespace, "r1") is None
+    assert requests.reads() == sorted(
+        [("GET", "agentpolicies"), ("GET", "agentruns"), ("GET", "agents"), ("GET", "secrets")]
+    )
+    assert runs.reconcile_run(ctx, namespace, "r2") is None
+    assert requests.reads() == [("GET", "agentruns")]  # its Agent, policies and Secret: r1's reads
+    kube.close()
+    for name in ("r1", "r2"):
+        assert _body(testbed, namespace, name)["status"]["startTime"]
+        assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/{name}") is not None
+
+
+def test_a_policy_changed_after_a_shared_read_governs_the_runs_created_after_the_change(
+    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
+) -> None:
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
+    ctx = _context(kube)
+    ctx.seen.agent_seen(agent(namespace))
+    ctx.seen.run_seen(_body(testbed, namespace))
+    assert runs.reconcile_run(ctx, namespace, "r1") is None  # its reads are now there to share
+
+    apply(kubectl, policy(namespace, models={"allowed": ["anthropic/*"]}), run(namespace, "r2"))
+    ctx.seen.run_seen(_body(testbed, namespace, "r2"))
+    refusal = runs.reconcile_run(ctx, namespace, "r2")
+
+    assert refusal is not None
+    assert refusal.reason == "ModelNotAllowed"
+    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r2") is None
+
+
+def test_a_refused_run_reads_live_again_and_starts_once_its_secret_exists(
+    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
+) -> None:
+    apply(kubectl, policy(namespace), agent(namespace), run(namespace))
+    ctx = _context(kube)
+    ctx.seen.agent_seen(agent(namespace))
+    ctx.seen.run_seen(_body(testbed, namespace))
+    refusal = runs.reconcile_run(ctx, namespace, "r1")
+    assert refusal is not None
+    assert refusal.reason == "SecretNotFound"
+
+    apply(kubectl, secret(namespace))
+    ctx.seen.run_seen(_body(testbed, namespace))  # the watch shows the refusal the operator wrote
+
+    assert runs.reconcile_run(ctx, namespace, "r1") is None  # the Secret's read of a moment ago said none
+    assert _body(testbed, namespace)["status"]["startTime"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 from operator_objects import NAMESPACE, RUN_UID, run_body
@@ -28,6 +30,29 @@ def _agent(*secrets: str) -> dict[str, Any]:
     }
 
 
+def _timeless(hint: RunHint | None) -> RunHint | None:
+    return None if hint is None else replace(hint, seen_at=0.0)
+
+
+def test_a_run_hint_keeps_when_the_run_was_first_seen_until_another_run_takes_the_name() -> None:
+    seen = Seen()
+    before = time.monotonic()
+    seen.run_seen(run_body())
+    first = seen.run(NAMESPACE, "r1")
+    assert first is not None
+    assert before <= first.seen_at <= time.monotonic()
+    seen.run_seen(run_body() | {"status": {"phase": "Pending"}})  # a later event of the same run
+    later = seen.run(NAMESPACE, "r1")
+    assert later is not None
+    assert (later.phase, later.seen_at) == ("Pending", first.seen_at)
+    replaced = run_body()
+    replaced["metadata"]["uid"] = "another-run-of-that-name"
+    seen.run_seen(replaced)
+    other = seen.run(NAMESPACE, "r1")
+    assert other is not None
+    assert other.seen_at > first.seen_at
+
+
 def test_an_agent_hint_names_each_secret_its_models_read_once() -> None:
     seen = Seen()
     seen.agent_seen(_agent("primary", "backup", "primary"))
@@ -51,7 +76,7 @@ def test_a_run_hint_says_whether_the_run_was_past_admission() -> None:
     seen = Seen()
     body = run_body(parentRunRef={"name": "lead"})
     seen.run_seen(body)
-    assert seen.run(NAMESPACE, "r1") == RunHint(
+    assert _timeless(seen.run(NAMESPACE, "r1")) == RunHint(
         uid=RUN_UID, agent="helper", parent="lead", past_admission=False
     )
     body["status"] = {"startTime": "2026-12-02T10:00:00Z"}
@@ -74,7 +99,7 @@ def test_a_status_the_operator_wrote_moves_the_hint_of_that_run_only() -> None:
     body = run_body()
     seen.run_seen(body)
     seen.run_written(body, {"phase": "Pending", "startTime": "2026-12-02T10:00:00Z"})
-    assert seen.run(NAMESPACE, "r1") == RunHint(
+    assert _timeless(seen.run(NAMESPACE, "r1")) == RunHint(
         uid=RUN_UID, agent="helper", parent=None, past_admission=True, phase="Pending"
     )
     replaced = run_body()
