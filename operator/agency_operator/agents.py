@@ -105,21 +105,24 @@ def agent_runs(kube: Kube, namespace: str, agent: str) -> list[AgentRun]:
     return [AgentRun.from_k8s(r) for r in listed if r["spec"]["agentRef"]["name"] == agent]
 
 
-def reconcile_agent(kube: Kube, namespace: str, name: str) -> None:
+def reconcile_agent(kube: Kube, namespace: str, name: str) -> JsonDict | None:
+    """Write the Agent's status if it changed; the Agent as that write left it (None: nothing written)."""
     body = kube.get_or_none(path_for(API_VERSION, "agents", namespace, name))
     if body is None or body["metadata"].get("deletionTimestamp"):
-        return
+        return None
     agent = Agent.from_k8s(body)
     policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", namespace))]
     runs = agent_runs(kube, namespace, name)
     draft = agent_status(
         agent, body.get("status"), policies, runs, check_credentials(kube, agent), datetime.now(UTC)
     )
-    patch = draft.patch()
-    if patch is not None and not kube.patch_status(path_for(API_VERSION, "agents", namespace, name), patch):
-        return  # deleted meanwhile
+    patch, path = draft.patch(), path_for(API_VERSION, "agents", namespace, name)
+    after = None if patch is None else kube.patch_status(path, patch)
+    if patch is not None and after is None:
+        return None  # deleted meanwhile
     for _type, status, reason, message in draft.transitions:
         events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
+    return after
 
 
 def reconcile_policy(kube: Kube, namespace: str, name: str) -> None:

@@ -8,7 +8,10 @@ Level, not edge: every AgentRun event (including the listing kopf does when it s
 `@kopf.on.resume` would give), every event of a run's Pod and a periodic resync (`resync.py`) all call
 the same `runs.reconcile_run`, which reads the run afresh and is idempotent. The run and Pod handlers
 (and the Agent handler) are async and only put a key on a work queue (`workqueue.py`) that 16 threads
-reconcile from, so a burst of runs waits as keys, not as kopf tasks holding each event's body.
+reconcile from, so a burst of runs waits as keys, not as kopf tasks holding each event's body. The
+event of the operator's own status write (its resourceVersion is the one the write answered) queues
+nothing: the reconcile that wrote it already saw everything it shows. A run event that moves what its
+Agent's status counts (a new run, its phase, start or usage) queues the Agent.
 `on.event` keeps no progress annotations on the objects, so a reconcile that changes nothing writes
 nothing. A waiting run says why in its conditions and Events rather than through kopf's
 TemporaryError retries.
@@ -55,7 +58,9 @@ def _context(memo: Any) -> runs.Context:
 def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
     ctx = _context(memo)
     with ctx.metrics.reconciling("Agent"), ctx.lock(f"agent/{namespace}/{name}"):
-        agents.reconcile_agent(ctx.kube, namespace or "", name or "")
+        written = agents.reconcile_agent(ctx.kube, namespace or "", name or "")
+    if written is not None:
+        ctx.seen.agent_written(written)  # its watch event is this write's echo: nothing to do again
 
 
 def _schedule(memo: Any, namespace: str | None, name: str | None) -> None:
@@ -195,9 +200,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-event", when=not_deleted, registry=registry)
     async def run_event(body: kopf.Body, memo: Any, **_: Any) -> None:
-        namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-        _context(memo).seen.run_seen(body)  # lets the reconcile read what the run's start needs in one round
-        _queue(memo).add(("run", namespace, name))
+        namespace, name, seen = body.metadata.namespace or "", body.metadata.name or "", _context(memo).seen
+        echo = seen.run_is_echo(body)  # the run as the operator's own status write left it
+        if seen.run_seen(body):  # lets the reconcile read what the run's start needs in one round
+            _queue(memo).add(("agent", namespace, body.spec.get("agentRef", {}).get("name", "")))
+        if not echo:
+            _queue(memo).add(("run", namespace, name))
         _schedule_of(memo, body)
 
     @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-deleted", when=deleted, registry=registry)
@@ -235,10 +243,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         ctx, namespace, name = _context(memo), body.metadata.namespace or "", body.metadata.name or ""
         if type == "DELETED":
             ctx.seen.agent_gone((namespace, name))
-        else:
+        elif not ctx.seen.agent_is_echo(body):  # not merely its own status write coming back
             ctx.seen.agent_seen(body)  # which Secrets its runs' admission reads beside the run
-            # Queued with the runs: its status counts their runs, so in a burst it waits its turn
-            # rather than re-reading every run of its namespace after each one started.
+            # Queued with the runs: its status counts their runs (whose events queue it too), so in a
+            # burst it waits its turn rather than re-reading its namespace's runs after each one started.
             _queue(memo).add(("agent", namespace, name))
 
     @kopf.on.event(GROUP, VERSION, "agentpolicies", id="agentpolicy-event", registry=registry)

@@ -214,16 +214,16 @@ class Kube:
     def patch(self, path: str, body: Any, content_type: str = MERGE_PATCH) -> JsonDict:
         return self.request("PATCH", path, body, content_type=content_type)
 
-    def patch_status(self, path: str, status: JsonDict) -> bool:
-        """Merge-patch `status` into the object at `path`; False when the object is gone (deleted while it
-        was being reconciled: there is nothing left to report on, which is not an error)."""
+    def patch_status(self, path: str, status: JsonDict) -> JsonDict | None:
+        """Merge-patch `status` into the object at `path`: the object as it is now, or None when it is gone
+        (deleted while it was being reconciled: there is nothing left to report on, which is not an
+        error)."""
         try:
-            self.patch(f"{path}/status", {"status": status})
+            return self.patch(f"{path}/status", {"status": status})
         except KubeError as err:
             if err.not_found:
-                return False
+                return None
             raise
-        return True
 
     def delete(self, path: str, *, propagation: str = "Background") -> bool:
         """Delete if present; True if something was deleted. Background: the GC takes the dependents."""

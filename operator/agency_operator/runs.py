@@ -227,10 +227,11 @@ def _gone(ctx: Context, body: JsonDict) -> bool:
 def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, before: str | None) -> None:
     patch = draft.patch()
     meta = body["metadata"]
-    if patch is not None and not ctx.kube.patch_status(runs_path(meta["namespace"], meta["name"]), patch):
-        return  # deleted meanwhile: no Events or metrics about a run that is gone
     if patch is not None:
-        ctx.seen.run_written(body, draft.status)
+        after = ctx.kube.patch_status(runs_path(meta["namespace"], meta["name"]), patch)
+        if after is None:
+            return  # deleted meanwhile: no Events or metrics about a run that is gone
+        ctx.seen.run_written(body, draft.status, after)
     posts = [
         partial(events.post, ctx.kube, body, story.type, story.reason, story.message)
         for story in events.fold(draft.transitions, _event_type)

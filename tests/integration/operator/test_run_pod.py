@@ -301,3 +301,41 @@ def test_reconciling_again_changes_nothing(
     assert after == before, (status_before, run_status(testbed, namespace, "r1"))
     # No finalizer: children are owned by the run, so a run can be deleted while the operator is down.
     assert not api_get(testbed, run_path(namespace, "r1"))["metadata"].get("finalizers")  # type: ignore[index]
+
+
+def test_agent_status_follows_its_runs_start_and_end_from_their_events_alone(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    # A resync far beyond the test: only the runs' and Pods' watch events can move the Agent's status.
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace))
+    operator.start(executor="pod", env={"AGENCY_RESYNC_SECONDS": "3600"})
+
+    def agent_status() -> dict[str, Any]:
+        body = api_get(testbed, f"/apis/agency.dev/v1alpha1/namespaces/{namespace}/agents/helper")
+        return (body or {}).get("status") or {}
+
+    wait_for(
+        lambda: (condition(agent_status(), "Ready") or {}).get("status") == "True",
+        60,
+        "the Agent to be Ready",
+    )
+    apply(kubectl, run(namespace))
+    _wait_for_pod(testbed, namespace)
+    wait_for(
+        lambda: (
+            (agent_status().get("runsInFlight"), agent_status().get("lastRun", {}).get("name")) == (1, "r1")
+        ),
+        30,
+        "the Agent to count its started run",
+    )
+    finish_pod(testbed, namespace, RESULT)
+    wait_for_phase(testbed, namespace, "r1", "Succeeded")
+    wait_for(
+        lambda: (
+            (agent_status().get("runsInFlight"), agent_status().get("lastRun", {}).get("phase"))
+            == (0, "Succeeded")
+        ),
+        30,
+        "the Agent to count its finished run",
+    )
+    assert agent_status()["usageToday"]["costUSD"] == pytest.approx(0.0021)

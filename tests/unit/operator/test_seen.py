@@ -31,7 +31,12 @@ def _agent(*secrets: str) -> dict[str, Any]:
 
 
 def _timeless(hint: RunHint | None) -> RunHint | None:
-    return None if hint is None else replace(hint, seen_at=0.0)
+    """The hint without what a test cannot know in advance (when it was seen) or does not look at."""
+    return None if hint is None else replace(hint, seen_at=0.0, watched=())
+
+
+def _at(body: dict[str, Any], version: str, **status: Any) -> dict[str, Any]:
+    return body | {"metadata": body["metadata"] | {"resourceVersion": version}, "status": status}
 
 
 def test_a_run_hint_keeps_when_the_run_was_first_seen_until_another_run_takes_the_name() -> None:
@@ -98,13 +103,49 @@ def test_a_status_the_operator_wrote_moves_the_hint_of_that_run_only() -> None:
     seen = Seen()
     body = run_body()
     seen.run_seen(body)
-    seen.run_written(body, {"phase": "Pending", "startTime": "2026-12-02T10:00:00Z"})
+    status = {"phase": "Pending", "startTime": "2026-12-02T10:00:00Z"}
+    seen.run_written(body, status, _at(body, "7", **status))
     assert _timeless(seen.run(NAMESPACE, "r1")) == RunHint(
-        uid=RUN_UID, agent="helper", parent=None, past_admission=True, phase="Pending"
+        uid=RUN_UID, agent="helper", parent=None, past_admission=True, phase="Pending", written="7"
     )
     replaced = run_body()
     replaced["metadata"]["uid"] = "another-run-of-that-name"
-    seen.run_written(replaced, {"phase": "Failed"})  # not the run the hint is about: left as it is
+    seen.run_written(replaced, {"phase": "Failed"}, _at(replaced, "8"))  # not that run: left as it is
     hint = seen.run(NAMESPACE, "r1")
     assert hint is not None
     assert hint.phase == "Pending"
+
+
+def test_only_the_event_of_the_operators_own_status_write_is_an_echo() -> None:
+    seen = Seen()
+    body = _at(run_body(), "5")
+    seen.run_seen(body)
+    seen.run_written(body, {"phase": "Pending"}, _at(body, "6", phase="Pending"))
+    assert seen.run_is_echo(_at(body, "6", phase="Pending"))
+    assert not seen.run_is_echo(_at(body, "7", phase="Pending"))  # someone else changed it after
+    assert not seen.run_is_echo(_at(body, "5"))
+    other = _at(run_body(), "6", phase="Pending")
+    other["metadata"]["uid"] = "another-run-of-that-name"
+    assert not seen.run_is_echo(other)
+
+    agent = _agent("primary") | {
+        "metadata": {"name": "helper", "namespace": NAMESPACE, "resourceVersion": "9"}
+    }
+    assert not seen.agent_is_echo(agent)
+    seen.agent_written(agent)
+    assert seen.agent_is_echo(agent)
+    seen.agent_gone((NAMESPACE, "helper"))
+    assert not seen.agent_is_echo(agent)
+    assert seen.sizes() == (0, 1)
+
+
+def test_a_run_event_says_when_what_its_agent_counts_moved() -> None:
+    seen = Seen()
+    body = run_body()
+    assert seen.run_seen(_at(body, "1"))  # a new run: its Agent has one more in flight
+    assert not seen.run_seen(_at(body, "2"))  # a label, an annotation: nothing the Agent counts
+    assert seen.run_seen(_at(body, "3", phase="Pending", startTime="2026-12-03T06:00:00Z"))
+    seen.run_written(body, {"phase": "Running"}, _at(body, "4", phase="Running"))
+    assert seen.run_seen(_at(body, "4", phase="Running"))  # the operator's own write moves it too
+    assert seen.run_seen(_at(body, "5", phase="Running", usage={"totalTokens": 10}))
+    assert not seen.run_seen(_at(body, "6", phase="Running", usage={"totalTokens": 10}))
