@@ -29,6 +29,7 @@ from typing import Any, Literal
 import kopf
 
 from agency_operator import admission, agents, cleanup, names, runs, schedules, served, serving
+from agency_operator.essence import NoEssence
 from agency_operator.executors import Executor
 from agency_operator.executors.local import LocalExecutor
 from agency_operator.executors.pod import PodExecutor
@@ -101,7 +102,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         configure.watching.connect_timeout = 30
         configure.persistence.finalizer = f"{PREFIX}/finalizer"
         configure.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        configure.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+        configure.persistence.diffbase_storage = NoEssence()  # no handler compares states (essence.py)
         configure.posting.enabled = False  # the operator posts its own Events, about what matters to users
         configure.execution.max_workers = WORKERS
         # A run's kopf worker is done once its key is queued: let it go soon rather than idle for 5 s.
