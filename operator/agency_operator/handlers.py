@@ -11,7 +11,7 @@ the same `runs.reconcile_run`, which reads the run afresh and is idempotent. The
 reconcile from, so a burst of runs waits as keys, not as kopf tasks holding each event's body. The
 event of the operator's own status write (its resourceVersion is the one the write answered) queues
 nothing: the reconcile that wrote it already saw everything it shows. A run event that moves what its
-Agent's status counts (a new run, its phase, start or usage) queues the Agent.
+Agent's status counts (a new run, its phase, start or usage) queues the Agent within AGENT_STATUS_LAG.
 `on.event` keeps no progress annotations on the objects, so a reconcile that changes nothing writes
 nothing. A waiting run says why in its conditions and Events rather than through kopf's
 TemporaryError retries.
@@ -46,6 +46,11 @@ PREFIX = "agency.dev"
 #: Threads that reconcile runs (the work queue's) and that run kopf's sync handlers (Agents, policies,
 #: schedules) each.
 WORKERS = 16
+
+#: An Agent's status (runs in flight, last run, usage today) follows its runs' events at most this many
+#: seconds late, and is reconciled at most once per this interval for them: an Agent reconcile lists
+#: every run of the Agent, and done for each run event it slowed the next run's start (p50 36 -> 77 ms).
+AGENT_STATUS_LAG = 2.0
 
 #: What a work-queue key asks for: reconcile a run, an Agent, or the schedule a run belongs to.
 Work = tuple[Literal["run", "agent", "schedule"], str, str]
@@ -93,6 +98,11 @@ def _queue(memo: Any) -> WorkQueue[Work]:
     return queue
 
 
+def _queue_agent(memo: Any, key: str) -> None:
+    namespace, name = key.split("/", 1)
+    _queue(memo).add(("agent", namespace, name))
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.on.startup(id="startup", registry=registry)
     def startup(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
@@ -130,6 +140,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             schedules.file_clock(app.test_clock_file) if app.test_clock_file else schedules.real_clock
         )
         memo.wakeups = Wakeups(lambda key: _schedule(memo, *key.split("/", 1)))
+        memo.agent_wakeups = Wakeups(lambda key: _queue_agent(memo, key), workers=1)
         memo.resync = Resync(
             kube,
             app.namespaces,
@@ -185,9 +196,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         resync = getattr(memo, "resync", None)
         if resync is not None:
             resync.stop()
-        wakeups = getattr(memo, "wakeups", None)
-        if wakeups is not None:
-            wakeups.stop()
+        for name in ("wakeups", "agent_wakeups"):
+            wakeups = getattr(memo, name, None)
+            if wakeups is not None:
+                wakeups.stop()
         ctx = getattr(memo, "ctx", None)
         if ctx is not None:
             ctx.kube.close()
@@ -204,7 +216,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         namespace, name, seen = body.metadata.namespace or "", body.metadata.name or "", _context(memo).seen
         echo = seen.run_is_echo(body)  # the run as the operator's own status write left it
         if seen.run_seen(body):  # lets the reconcile read what the run's start needs in one round
-            _queue(memo).add(("agent", namespace, body.spec.get("agentRef", {}).get("name", "")))
+            agent = body.spec.get("agentRef", {}).get("name", "")
+            memo.agent_wakeups.arm_once(f"{namespace}/{agent}", AGENT_STATUS_LAG)  # what it counts moved
         if not echo:
             _queue(memo).add(("run", namespace, name))
         _schedule_of(memo, body)

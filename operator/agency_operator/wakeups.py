@@ -42,6 +42,15 @@ class Wakeups:
             heapq.heappush(self._heap, (at, key))
             self._changed.notify()
 
+    def arm_once(self, key: str, delay: float) -> None:
+        """`arm`, unless a wake-up of `key` is pending already: then that earlier one stands. However often
+        it is asked for, `key` is acted on at most once per `delay` and never later than `delay` after the
+        first ask (a debounce that a steady stream of asks cannot postpone)."""
+        with self._changed:
+            if key in self._due:
+                return
+        self.arm(key, delay)
+
     def pending(self) -> int:
         with self._changed:
             return len(self._due)

@@ -51,6 +51,19 @@ def test_arming_a_key_again_replaces_its_wakeup(woken: tuple[Woken, Wakeups]) ->
     assert wakeups.pending() == 0
 
 
+def test_arming_once_keeps_the_pending_wakeup_so_asks_cannot_postpone_it(
+    woken: tuple[Woken, Wakeups],
+) -> None:
+    calls, wakeups = woken
+    wakeups.arm_once("ns/agent", 0.1)
+    wakeups.arm_once("ns/agent", 3600)  # a later ask while one is pending: the earlier one stands
+    wakeups.arm_once("ns/agent", 3600)
+    assert calls.wait_for(1) == ["ns/agent"]
+    assert wakeups.pending() == 0
+    wakeups.arm_once("ns/agent", 0.0)  # once it fired, the next ask arms again
+    assert calls.wait_for(2) == ["ns/agent", "ns/agent"]
+
+
 def test_a_failing_wakeup_does_not_stop_the_others() -> None:
     calls = Woken()
 
