@@ -53,7 +53,7 @@ class FreshReads:
         with self._guard:
             read = self._reads.get(path)
             shared = read is not None and read.sent >= since
-            if read is not None and shared:
+            if shared and read is not None:
                 self.shared += 1
             else:
                 now = self.clock()  # taken before the request goes out: `sent` is never later than it

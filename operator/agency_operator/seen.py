@@ -123,12 +123,9 @@ class Seen:
         key, version = _key(body), _version(body)
         with self._guard:
             hint = self._runs.get(key)
-            return (
-                bool(version)
-                and hint is not None
-                and hint.uid == body["metadata"].get("uid")
-                and (hint.written == version)
-            )
+            if not version or hint is None:
+                return False
+            return hint.uid == body["metadata"].get("uid") and hint.written == version
 
     def agent_is_echo(self, body: Mapping[str, Any]) -> bool:
         """`run_is_echo`, for an Agent's status write."""
