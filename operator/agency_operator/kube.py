@@ -2,19 +2,22 @@
 
 The builders produce dicts and the reconcilers compare dicts, so the client does too: no generated
 model classes between them. Authentication is whatever `kubernetes.config` loads (kubeconfig or the
-in-cluster ServiceAccount, with token refresh), applied to an `httpx.Client` on every request.
+in-cluster ServiceAccount, with token refresh), applied to every request; each thread sends through a
+kept-alive connection of its own (`wire.py`).
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+from agency_operator.wire import Answer, HTTPWire, Wire
 
 # One error type and one path builder for both clients: the operator reuses the runtime's.
 from agency_runtime.kube import JSON_PATCH, MERGE_PATCH, send_throttled
@@ -25,6 +28,9 @@ JsonDict = dict[str, Any]
 
 __all__ = ["JSON_PATCH", "MERGE_PATCH", "Connection", "Kube", "KubeError", "path_for"]
 
+#: Called with (method, path) as each request is sent (tests hold or count them).
+RequestHook = Callable[[str, str], None]
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -34,61 +40,59 @@ class Connection:
     ca_file: Path | None
 
 
-class _ConfigAuth(httpx.Auth):
-    """Adds the bearer token the kubernetes configuration holds now (it refreshes in-cluster tokens)."""
+def _config_auth(configuration: Any) -> Callable[[], dict[str, str]]:
+    """The bearer token the kubernetes configuration holds now (it refreshes in-cluster tokens)."""
 
-    def __init__(self, configuration: Any) -> None:
-        self.configuration = configuration
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def headers() -> dict[str, str]:
         # auth_settings() asks the configuration for the current key (refreshing it if it can), in
         # whichever slot this client version keeps it (`BearerToken` in recent ones).
-        for setting in self.configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                request.headers[setting["key"]] = setting["value"]
-        yield request
+        return {
+            setting["key"]: setting["value"]
+            for setting in configuration.auth_settings().values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
 
-
-#: Each thread has a client of its own (`Kube(per_thread=...)`): a thread sends one request at a time, so
-#: its connection stays open for its next one. One client shared by the operator's threads (the work
-#: queue's 16, kopf's 16, 16 for side-by-side requests, the schedule wake-ups) cost a TLS handshake
-#: for every request past the 20 idle connections httpx keeps, and, with a larger pool, a pass over every
-#: connection (a select() each) for every request: both showed as a fifth to a quarter of the operator's
-#: CPU in a burst.
-PER_THREAD_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=60.0)
+    return headers
 
 
 class Kube:
-    """GET/POST/PATCH/DELETE returning the API server's JSON; errors as `KubeError`."""
+    """GET/POST/PATCH/DELETE returning the API server's JSON; errors as `KubeError`.
+
+    Each thread has a wire of its own, made by `connect` on its first request: a thread sends one
+    request at a time, so its connection stays open for its next one. One pool shared by the
+    operator's threads (the work queue's 16, kopf's 16, 16 for side-by-side requests, the schedule
+    wake-ups) cost a TLS handshake for every request past the idle connections it kept, or a pass over
+    every connection for every request: both showed as a fifth to a quarter of the operator's CPU in a
+    burst."""
 
     def __init__(
         self,
-        http: httpx.Client,
+        connect: Callable[[], Wire],
         connection: Connection,
         *,
-        per_thread: Callable[[], httpx.Client] | None = None,
+        auth: Callable[[], Mapping[str, str]] | None = None,
+        on_request: RequestHook | None = None,
     ) -> None:
-        self.http = http
         self.connection = connection
-        self._per_thread = per_thread
+        self._connect = connect
+        self._auth = auth
+        self._on_request = on_request
         #: Read without the lock (one thread only ever looks up its own entry); changed under it.
-        self._clients: dict[threading.Thread, httpx.Client] = {}
-        self._clients_lock = threading.Lock()
+        self._wires: dict[threading.Thread, Wire] = {}
+        self._wires_lock = threading.Lock()
 
-    def _client(self) -> httpx.Client:
-        """This thread's client (made on its first request), or the one client without `per_thread`."""
-        if self._per_thread is None:
-            return self.http
+    def _wire(self) -> Wire:
+        """This thread's wire, made on its first request."""
         thread = threading.current_thread()
-        client = self._clients.get(thread)
-        if client is None:
-            client = self._per_thread()
-            with self._clients_lock:
-                ended = [other for other in self._clients if not other.is_alive()]
-                for other in ended:  # the clients of threads that ended are closed, not left to leak
-                    self._clients.pop(other).close()
-                self._clients[thread] = client
-        return client
+        wire = self._wires.get(thread)
+        if wire is None:
+            wire = self._connect()
+            with self._wires_lock:
+                ended = [other for other in self._wires if not other.is_alive()]
+                for other in ended:  # the wires of threads that ended are closed, not left to leak
+                    self._wires.pop(other).close()
+                self._wires[thread] = wire
+        return wire
 
     @classmethod
     def from_environment(
@@ -96,10 +100,10 @@ class Kube:
         timeout: float = 30.0,
         kubeconfig: Path | None = None,
         *,
-        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        on_request: RequestHook | None = None,
     ) -> Kube:
         """Log in like kubectl: `kubeconfig`, else KUBECONFIG (or ~/.kube/config), else the in-cluster
-        ServiceAccount. `event_hooks` (httpx's) are given to every thread's client."""
+        ServiceAccount. `on_request` sees every request as it is sent."""
         from kubernetes import client, config
 
         configuration = client.Configuration()
@@ -114,27 +118,49 @@ class Kube:
         context = ssl.create_default_context(cafile=str(ca) if ca else None)
         if configuration.cert_file and configuration.key_file:
             context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        auth = _ConfigAuth(configuration)
-
-        def make_client() -> httpx.Client:
-            return httpx.Client(
-                base_url=configuration.host,
-                verify=context if configuration.verify_ssl else False,
-                auth=auth,
-                timeout=timeout,
-                limits=PER_THREAD_LIMITS,
-                event_hooks=dict(event_hooks or {}),
-            )
-
-        return cls(make_client(), Connection(host=configuration.host, ca_file=ca), per_thread=make_client)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        host: str = configuration.host
+        return cls(
+            lambda: HTTPWire(host, context=context, timeout=timeout),
+            Connection(host=host, ca_file=ca),
+            auth=_config_auth(configuration),
+            on_request=on_request,
+        )
 
     def close(self) -> None:
-        """Close the shared client and every thread's."""
-        with self._clients_lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
-        self.http.close()
+        """Close every thread's wire."""
+        with self._wires_lock:
+            wires, self._wires = list(self._wires.values()), {}
+        for wire in wires:
+            wire.close()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        accept: str | None = None,
+    ) -> Answer:
+        headers = dict(self._auth()) if self._auth is not None else {}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = json.dumps(body, separators=(",", ":")).encode()
+        if accept is not None:
+            headers["Accept"] = accept
+        target = f"{path}?{urlencode(params)}" if params else path
+
+        def send() -> Answer:
+            if self._on_request is not None:
+                self._on_request(method, path)
+            return self._wire().send(method, target, content, headers)
+
+        return send_throttled(send)
 
     def request(
         self,
@@ -146,16 +172,13 @@ class Kube:
         content_type: str = "application/json",
         accept: str | None = None,
     ) -> JsonDict:
-        headers = {"Content-Type": content_type} if body is not None else {}
-        if accept is not None:
-            headers["Accept"] = accept
-        response = send_throttled(
-            lambda: self._client().request(method, path, json=body, params=params, headers=headers)
-        )
+        response = self._send(method, path, body, params=params, content_type=content_type, accept=accept)
         if response.status_code >= 400:
             try:
                 status = response.json()
             except ValueError:
+                status = {}
+            if not isinstance(status, dict):
                 status = {}
             raise KubeError(
                 response.status_code, str(status.get("reason", "")), str(status.get("message", response.text))
@@ -167,7 +190,7 @@ class Kube:
 
     def text(self, path: str, params: Mapping[str, str] | None = None) -> str | None:
         """A plain-text resource (a Pod's log); None when the server cannot give it."""
-        response = self._client().get(path, params=params)
+        response = self._send("GET", path, params=params, accept="text/plain, */*")
         return response.text if response.status_code == 200 else None
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonDict:

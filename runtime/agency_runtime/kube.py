@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -33,7 +33,20 @@ THROTTLE_RETRIES = 5
 MAX_RETRY_AFTER_SECONDS = 5.0
 
 
-def retry_after(response: httpx.Response) -> float | None:
+class Answered(Protocol):
+    """What `retry_after` reads of an answer: an `httpx.Response`, or the operator's own `Answer`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Any: ...  # with a case-insensitive .get(name, default)
+
+
+AnswerT = TypeVar("AnswerT", bound=Answered)
+
+
+def retry_after(response: Answered) -> float | None:
     """Seconds to wait before sending a throttled request again, or None when it was not throttled.
 
     The API server answers 429 with a Retry-After while the storage of a just-created resource type
@@ -48,7 +61,7 @@ def retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def send_throttled(send: Callable[[], httpx.Response]) -> httpx.Response:
+def send_throttled(send: Callable[[], AnswerT]) -> AnswerT:
     """`send()`, sent again after the wait the server asks for while it answers 429, at most
     `THROTTLE_RETRIES` more times; the last answer is returned as it is."""
     response = send()
@@ -56,7 +69,9 @@ def send_throttled(send: Callable[[], httpx.Response]) -> httpx.Response:
         wait = retry_after(response)
         if wait is None:
             return response
-        response.close()
+        close = getattr(response, "close", None)
+        if close is not None:  # an httpx response holds its connection until closed
+            close()
         time.sleep(wait)
         response = send()
     return response

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -45,10 +44,10 @@ class Rounds:
         self.sent: list[tuple[str, str]] = []
         self.guard = threading.Lock()
 
-    def hook(self, request: httpx.Request) -> None:
+    def hook(self, method: str, path: str) -> None:
         with self.guard:
             index = len(self.sent)
-            self.sent.append((request.method, _resource(request.url.path)))
+            self.sent.append((method, _resource(path)))
         for size, barrier in zip(self.sizes, self.barriers, strict=True):
             if index < size:
                 barrier.wait()
@@ -87,7 +86,7 @@ def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
 ) -> None:
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
     rounds = Rounds([READS, OBJECTS, 1])
-    kube = Kube.from_environment(kubeconfig=testbed.kubeconfig, event_hooks={"request": [rounds.hook]})
+    kube = Kube.from_environment(kubeconfig=testbed.kubeconfig, on_request=rounds.hook)
     ctx = _context(kube)
     ctx.seen.agent_seen(agent(namespace))  # as the operator's watches would have shown them
     ctx.seen.run_seen(_body(testbed, namespace))
@@ -145,8 +144,8 @@ class Requests:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def hook(self, request: httpx.Request) -> None:
-        self.sent.append((request.method, _resource(request.url.path)))
+    def hook(self, method: str, path: str) -> None:
+        self.sent.append((method, _resource(path)))
 
     def reads(self) -> list[tuple[str, str]]:
         """What was read since the last call, in order."""
@@ -156,9 +155,7 @@ class Requests:
 
 def _recorded(testbed: Testbed) -> tuple[Requests, Kube]:
     requests = Requests()
-    return requests, Kube.from_environment(
-        kubeconfig=testbed.kubeconfig, event_hooks={"request": [requests.hook]}
-    )
+    return requests, Kube.from_environment(kubeconfig=testbed.kubeconfig, on_request=requests.hook)
 
 
 def test_runs_seen_before_a_read_was_sent_share_it_and_all_start(
