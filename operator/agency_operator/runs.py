@@ -35,13 +35,13 @@ from functools import partial
 from typing import Any
 
 from agency_operator import events, names
-from agency_operator.apply import both, ensure_all, side_by_side
+from agency_operator.apply import both, ensure, ensure_all, side_by_side
 from agency_operator.budget import daily_refusal, usage_today
 from agency_operator.credentials import check_credentials, check_read, secret_names, secret_path
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
 from agency_operator.fresh import FreshReads
-from agency_operator.identity import build_identity, grant_child, revoke_identity
+from agency_operator.identity import build_identity, build_self_binding, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy, signals_rule
@@ -384,31 +384,25 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
     try:
         ensure_all(ctx.kube, [*build_identity(body, policy), network_policy, *prepared])
     except KubeError as err:
-        if err.not_found:  # a namespace the policy grants ClusterRoles in does not exist (yet)
-            return _refuse(
-                draft,
-                IDENTITY,
-                Refusal(
-                    "IdentityNamespaceNotFound",
-                    f"The run's identity could not be made: {err.message}. AgentPolicy "
-                    f"{policy.metadata.name} binds ClusterRoles in namespaces that must exist "
-                    "(spec.identity.clusterRoles[].namespaces). The run waits until they do.",
-                ),
-            )
-        if err.status != 403:
-            raise
-        grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
-        return _refuse(
-            draft,
-            IDENTITY,
-            Refusal(
-                "IdentityForbidden",
-                f"The API server refused the run's identity: {err.message}. "
-                f"AgentPolicy {policy.metadata.name} grants ClusterRoles {grants}; the operator may only "
-                "bind the ClusterRoles its installation lists (the chart's bindable roles). The run waits.",
-            ),
-        )
+        return _identity_refused(draft, policy, err)
     crash_point(ctx.settings, "serviceaccount")
+
+    # Then the process, which needs only its ServiceAccount, beside the binding to the run's own Role,
+    # which needs only that Role (identity.py): both exist now. The runtime's first request comes seconds
+    # after its Pod is made, the binding's answer a few milliseconds after.
+    def bind_own_role() -> KubeError | None:
+        try:
+            ensure(ctx.kube, build_self_binding(body))
+        except KubeError as err:
+            return err
+        return None
+
+    started, refused = both(lambda: ctx.executor.start(admission.launch), bind_own_role)
+    if refused is not None:
+        if refused.status != 403:
+            raise refused  # the Role went meanwhile, or the API server failed: the next reconcile retries
+        return _identity_refused(draft, policy, refused)
+    crash_point(ctx.settings, "start")
     grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
     draft.condition(
         IDENTITY,
@@ -417,10 +411,36 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
         f"ServiceAccount {names.service_account(body['metadata']['name'])} with its own Role; "
         f"ClusterRoles from AgentPolicy {policy.metadata.name}: {grants}.",
     )
-    started = ctx.executor.start(admission.launch)
-    crash_point(ctx.settings, "start")
     draft.set(startTime=timestamp(datetime.now(UTC)))
     return started
+
+
+def _identity_refused(draft: StatusDraft, policy: AgentPolicy, err: KubeError) -> Refusal:
+    """Why the run's identity could not be made, when the API server said so; other errors raise."""
+    if err.not_found:  # a namespace the policy grants ClusterRoles in does not exist (yet)
+        return _refuse(
+            draft,
+            IDENTITY,
+            Refusal(
+                "IdentityNamespaceNotFound",
+                f"The run's identity could not be made: {err.message}. AgentPolicy "
+                f"{policy.metadata.name} binds ClusterRoles in namespaces that must exist "
+                "(spec.identity.clusterRoles[].namespaces). The run waits until they do.",
+            ),
+        )
+    if err.status != 403:
+        raise err
+    grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"
+    return _refuse(
+        draft,
+        IDENTITY,
+        Refusal(
+            "IdentityForbidden",
+            f"The API server refused the run's identity: {err.message}. "
+            f"AgentPolicy {policy.metadata.name} grants ClusterRoles {grants}; the operator may only "
+            "bind the ClusterRoles its installation lists (the chart's bindable roles). The run waits.",
+        ),
+    )
 
 
 def _mirror(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, seen: Observation) -> None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from agency_operator.rbac import build_operator_cluster_role
 from agency_testbed.cluster import Kubectl, Testbed
 from agency_testbed.fixtures_operator import (
     STUB_ENV,
@@ -27,51 +24,15 @@ from agency_testbed.fixtures_operator import (
     wait_for,
     wait_for_phase,
 )
+from agency_testbed.operator_login import operator_login
 from agency_testbed.procs import free_port
 
 
 @pytest.fixture
 def operator_kubeconfig(testbed: Testbed, namespace: str, tmp_path: Path) -> Iterator[Path]:
     """A kubeconfig of a ServiceAccount bound to the operator's ClusterRole (binding only `view`)."""
-    name = f"agency-operator-test-{secrets.token_hex(3)}"
-    role = build_operator_cluster_role(name, ["view"])
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": "agency-operator", "namespace": namespace}],
-    }
-    testbed.kubectl("create", "serviceaccount", "agency-operator", "-n", namespace)
-    testbed.kubectl(
-        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
-    )
-    token = testbed.kubectl(
-        "create", "token", "agency-operator", "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    path = tmp_path / "operator.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "testbed",
-                        "cluster": {
-                            "server": testbed.server,
-                            "certificate-authority": str(testbed.folder / "pki" / "ca.crt"),
-                        },
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [{"name": "operator", "context": {"cluster": "testbed", "user": "operator"}}],
-                "current-context": "operator",
-            }
-        )
-    )
-    yield path
-    testbed.kubectl("delete", "clusterrolebinding,clusterrole", name, check=False)
+    with operator_login(testbed, namespace, tmp_path, bindable=["view"], hours=1) as path:
+        yield path
 
 
 def test_operator_with_only_its_documented_role_runs_a_governed_run(

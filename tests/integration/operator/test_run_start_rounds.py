@@ -1,6 +1,9 @@
-"""A run's start in three round trips: every read at once, every object that needs no other, then the Pod.
+"""A run's start in three round trips: every read at once, every object that needs no other, then the Pod
+beside the binding to the run's own Role (which needs that Role).
 
-The reconcile is called in-process against the real API server (no operator process), with a request
+The reconcile is called in-process against the real API server (no operator process), logged in as the
+operator is in a cluster (its ServiceAccount with only its ClusterRole: an admin passes RBAC checks the
+operator must pass, and hid a binding sent before its Role for as long as a resync), with a request
 hook on its own client that holds each request of a round until the whole round is in flight: a request
 sent one after another instead breaks the barrier and fails the reconcile. Then the shared reads of a
 burst (`fresh.py`): what runs may share, and what they must read again.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +26,13 @@ from agency_operator.metrics import Metrics
 from agency_operator.settings import Settings
 from agency_testbed.cluster import Kubectl, Testbed
 from agency_testbed.fixtures_operator import agent, api_get, apply, policy, run, run_path, secret
+from agency_testbed.operator_login import operator_login
 
 pytestmark = pytest.mark.usefixtures("agency_crds")
 
 READS = 4  # the run, its Agent, the namespace's policies, the model Secret
-OBJECTS = 5  # ServiceAccount, Role, RoleBinding, NetworkPolicy, run file
+OBJECTS = 4  # ServiceAccount, Role, NetworkPolicy, run file
+LAST = 2  # the Pod, the RoleBinding of the run's own Role
 
 
 def _resource(path: str) -> str:
@@ -60,8 +66,15 @@ class Rounds:
 
 
 @pytest.fixture
-def kube(testbed: Testbed) -> Iterator[Kube]:
-    client = Kube.from_environment(kubeconfig=testbed.kubeconfig)
+def operator_kubeconfig(testbed: Testbed, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """The operator's production login: its ServiceAccount, bound to its ClusterRole only."""
+    with operator_login(testbed, namespace, tmp_path) as path:
+        yield path
+
+
+@pytest.fixture
+def kube(operator_kubeconfig: Path) -> Iterator[Kube]:
+    client = Kube.from_environment(kubeconfig=operator_kubeconfig)
     yield client
     client.close()
 
@@ -82,11 +95,11 @@ def _body(testbed: Testbed, namespace: str, name: str = "r1") -> dict[str, Any]:
 
 
 def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
-    kubectl: Kubectl, testbed: Testbed, namespace: str
+    kubectl: Kubectl, testbed: Testbed, namespace: str, operator_kubeconfig: Path
 ) -> None:
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
-    rounds = Rounds([READS, OBJECTS, 1])
-    kube = Kube.from_environment(kubeconfig=testbed.kubeconfig, on_request=rounds.hook)
+    rounds = Rounds([READS, OBJECTS, LAST])
+    kube = Kube.from_environment(kubeconfig=operator_kubeconfig, on_request=rounds.hook)
     ctx = _context(kube)
     ctx.seen.agent_seen(agent(namespace))  # as the operator's watches would have shown them
     ctx.seen.run_seen(_body(testbed, namespace))
@@ -102,11 +115,12 @@ def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
     assert rounds.round(1) == {
         ("POST", "serviceaccounts"),
         ("POST", "roles"),
-        ("POST", "rolebindings"),
         ("POST", "networkpolicies"),
         ("POST", "configmaps"),
     }
-    assert rounds.round(2) == {("POST", "pods")}
+    assert rounds.round(2) == {("POST", "pods"), ("POST", "rolebindings")}
+    binding = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/agency-run-r1"
+    assert api_get(testbed, binding) is not None
     assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is not None
     kube.close()
     assert _body(testbed, namespace)["status"]["startTime"]
@@ -153,18 +167,18 @@ class Requests:
         return sorted(r for r in taken if r[0] == "GET")
 
 
-def _recorded(testbed: Testbed) -> tuple[Requests, Kube]:
+def _recorded(operator_kubeconfig: Path) -> tuple[Requests, Kube]:
     requests = Requests()
-    return requests, Kube.from_environment(kubeconfig=testbed.kubeconfig, on_request=requests.hook)
+    return requests, Kube.from_environment(kubeconfig=operator_kubeconfig, on_request=requests.hook)
 
 
 def test_runs_seen_before_a_read_was_sent_share_it_and_all_start(
-    kubectl: Kubectl, testbed: Testbed, namespace: str
+    kubectl: Kubectl, testbed: Testbed, namespace: str, operator_kubeconfig: Path
 ) -> None:
     apply(
         kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace), run(namespace, "r2")
     )
-    requests, kube = _recorded(testbed)
+    requests, kube = _recorded(operator_kubeconfig)
     ctx = _context(kube)
     ctx.seen.agent_seen(agent(namespace))
     ctx.seen.run_seen(_body(testbed, namespace))  # both seen before either is reconciled, as in a burst

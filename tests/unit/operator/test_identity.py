@@ -102,5 +102,5 @@ def test_bindings_in_other_namespaces_carry_the_run_instead_of_an_owner() -> Non
 
 
 def test_policy_without_cluster_roles_grants_nothing_beyond_the_runs_own_role() -> None:
-    kinds = [o["kind"] for o in build_identity(run_body(), policy_obj())]
+    kinds = [o["kind"] for o in [*build_identity(run_body(), policy_obj()), build_self_binding(run_body())]]
     assert kinds == ["ServiceAccount", "Role", "RoleBinding"]
