@@ -21,8 +21,9 @@ through watches opened before the first create; every Pod is checked to exist at
 
 Also printed: the operator's peak memory (VmRSS of its process and any children, sampled every 0.25 s,
 and the kernel's VmHWM), and the API requests per run from kube-apiserver's `apiserver_request_total`
-(read at /metrics before and after). The operator and this benchmark both log in as the testbed's admin
-and the metric has no user label, so the benchmark's own requests (its creates; its watches stay open
+(read at /metrics before and after). The operator logs in as in a cluster, with its ServiceAccount's
+token and only its ClusterRole (`operator_login.py`); this benchmark logs in as the testbed's admin. The
+metric has no user label, so the benchmark's own requests (its creates; its watches stay open
 through the window) are subtracted from the counts, as is the background measured over an idle window
 before the operator starts (kube-apiserver's own and kube-controller-manager's requests).
 

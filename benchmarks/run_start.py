@@ -6,13 +6,14 @@ polling). Both objects are created the same way, as admin over HTTP on a kept-al
 `kubectl create` sends, without kubectl's own ~0.1 s process start, which would add the same constant to
 both and flatter the ratio.
 
-Agency: the operator (`python -m agency_operator`, pod executor, production resync of 10 s) watching the
-namespace. Before the Pod it reads the run, its Agent, the namespace's AgentPolicies and the model key's
-Secret (admission) side by side, then creates the run's identity (ServiceAccount, Role, RoleBinding; more
-bindings when the policy grants ClusterRoles), its NetworkPolicy and its run file (a ConfigMap) side by
-side, then the Pod (the API server refuses a Pod whose ServiceAccount does not exist yet): ten requests
-in three round trips where the job controller makes one request. That is why the honest comparison is a
-ratio against Kubernetes' own controller on the same testbed, not an absolute number.
+Agency: the operator (`python -m agency_operator`, pod executor, production resync of 10 s, logged in with
+its ServiceAccount's token and only its ClusterRole, as in a cluster) watching the namespace. Before the Pod
+it reads the run, its Agent, the namespace's AgentPolicies and the model key's Secret (admission) side by
+side, then creates the run's identity (ServiceAccount, Role, RoleBinding; more bindings when the policy
+grants ClusterRoles), its NetworkPolicy and its run file (a ConfigMap) side by side, then the Pod (the API
+server refuses a Pod whose ServiceAccount does not exist yet): ten requests in three round trips where the
+job controller makes one request. That is why the honest comparison is a ratio against Kubernetes' own
+controller on the same testbed, not an absolute number.
 
 Baseline: a plain batch/v1 Job whose Pod kube-controller-manager's job controller creates.
 

@@ -2,7 +2,7 @@
 
     with bench_testbed("agency-bench-") as bench:         # Testbed.start in a temp folder, CRDs applied
         ns = bench.namespace("bench")                      # a namespace with a model key, policy and agent
-        op = bench.operator(ns, executor="pod")            # `python -m agency_operator`, production resync
+        op = bench.operator(ns, executor="pod")            # `python -m agency_operator` as its ServiceAccount
         with WatchRecorder(bench.testbed, pods_path(ns), run_or_job_key) as pods:
             started = time.time(); bench.post(path, body)   # as admin over HTTP, one kept-alive connection
             seen = pods.wait_for(key, timeout=30)           # Seen(at=<time.time() the ADDED arrived>, obj)
@@ -39,9 +39,12 @@ import httpx
 
 from agency_testbed.cluster import Testbed
 from agency_testbed.fixtures_operator import OperatorFactory, OperatorProcess, agent, apply, policy, secret
+from agency_testbed.operator_login import operator_login
 from agency_testbed.procs import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
+#: Where the operator's ServiceAccount lives, as the chart installs it.
+OPERATOR_NAMESPACE = "agency-system"
 JsonDict = dict[str, Any]
 
 #: What the operator runs with in production (settings.py): benchmarks time the operator users get,
@@ -99,6 +102,9 @@ class BenchTestbed:
     testbed: Testbed
     folder: Path
     http: httpx.Client
+    #: How the operators log in: as the chart's operator does, its ServiceAccount's token bound to its
+    #: ClusterRole (`operator_login.py`), so the API server authenticates it as it would in a cluster.
+    operator_kubeconfig: Path
     operators: list[OperatorFactory] = field(default_factory=list)
 
     def namespace(self, name: str) -> str:
@@ -131,7 +137,9 @@ class BenchTestbed:
         )
         factory.folder.mkdir(parents=True, exist_ok=True)
         self.operators.append(factory)
-        return factory.start(executor=executor, env={**PRODUCTION_ENV, **(env or {})})
+        return factory.start(
+            executor=executor, env={**PRODUCTION_ENV, **(env or {})}, kubeconfig=self.operator_kubeconfig
+        )
 
     def post(self, path: str, body: JsonDict) -> JsonDict:
         """Create an object as admin (what `kubectl create` sends), raising on an error answer."""
@@ -159,8 +167,12 @@ def bench_testbed(prefix: str) -> Iterator[BenchTestbed]:
         testbed = Testbed.start(folder / "testbed")
         try:
             apply_crds(testbed)
-            with testbed.http(timeout=30) as http:
-                bench = BenchTestbed(testbed, folder, http)
+            testbed.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+            with (
+                operator_login(testbed, OPERATOR_NAMESPACE, folder) as kubeconfig,
+                testbed.http(timeout=30) as http,
+            ):
+                bench = BenchTestbed(testbed, folder, http, kubeconfig)
                 try:
                     yield bench
                 finally:
