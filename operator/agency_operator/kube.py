@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from agency_operator.wire import Answer, HTTPWire, Wire
 
 # One error type and one path builder for both clients: the operator reuses the runtime's.
-from agency_runtime.kube import JSON_PATCH, MERGE_PATCH, send_throttled
+from agency_runtime.kube import JSON_PATCH, MERGE_PATCH, answer_json, send_throttled
 from agency_runtime.kube import KubeApiError as KubeError
 from agency_runtime.kube import resource_path as path_for
 
@@ -172,21 +172,9 @@ class Kube:
         content_type: str = "application/json",
         accept: str | None = None,
     ) -> JsonDict:
-        response = self._send(method, path, body, params=params, content_type=content_type, accept=accept)
-        if response.status_code >= 400:
-            try:
-                status = response.json()
-            except ValueError:
-                status = {}
-            if not isinstance(status, dict):
-                status = {}
-            raise KubeError(
-                response.status_code, str(status.get("reason", "")), str(status.get("message", response.text))
-            )
-        if not response.content:
-            return {}
-        result: JsonDict = response.json()
-        return result
+        return answer_json(
+            self._send(method, path, body, params=params, content_type=content_type, accept=accept)
+        )
 
     def text(self, path: str, params: Mapping[str, str] | None = None) -> str | None:
         """A plain-text resource (a Pod's log); None when the server cannot give it."""

@@ -46,6 +46,38 @@ class Answered(Protocol):
 AnswerT = TypeVar("AnswerT", bound=Answered)
 
 
+class Readable(Answered, Protocol):
+    """An answer with its body: what `answer_json` reads."""
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def answer_json(response: Readable) -> JsonDict:
+    """The answer's JSON object ({} when empty), or `KubeApiError` with the server's reason and message."""
+    if response.status_code >= 400:
+        try:
+            status = response.json()
+        except ValueError:
+            status = {}
+        if not isinstance(status, dict):
+            status = {}
+        raise KubeApiError(
+            response.status_code,
+            str(status.get("reason", "")),
+            str(status.get("message", response.text[:500])),
+        )
+    if not response.content:
+        return {}
+    result: JsonDict = response.json()
+    return result
+
+
 def retry_after(response: Answered) -> float | None:
     """Seconds to wait before sending a throttled request again, or None when it was not throttled.
 
@@ -179,20 +211,7 @@ class KubeClient:
             )
         except httpx.HTTPError as err:
             raise KubeApiError(0, "Unreachable", f"{method} {path}: {type(err).__name__}: {err}") from None
-        if response.status_code >= 400:
-            try:
-                status = response.json()
-            except ValueError:
-                status = {}
-            raise KubeApiError(
-                response.status_code,
-                str(status.get("reason", "")),
-                str(status.get("message", response.text[:500])),
-            )
-        if not response.content:
-            return {}
-        result: JsonDict = response.json()
-        return result
+        return answer_json(response)
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> JsonDict:
         return self.request("GET", path, params=params)
