@@ -42,11 +42,16 @@ _litellm_lock = threading.Lock()
 
 
 def load_litellm() -> ModuleType:
-    """Import litellm once, with the local price list (no download at import)."""
+    """Import litellm once, with the local price list (no download at import).
+
+    OpenAI-compatible models go through litellm's own HTTP handler rather than the OpenAI SDK's client,
+    whose first use imports every module of `openai.resources` (half a second of a run's start-up);
+    `EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER=false` in the run's environment switches back."""
     global _litellm
     with _litellm_lock:
         if _litellm is None:
             os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            os.environ.setdefault("EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER", "true")
             module = importlib.import_module("litellm")
             setattr(module, "telemetry", False)  # noqa: B010 - no usage reporting from a run
             setattr(module, "suppress_debug_info", True)  # noqa: B010

@@ -128,7 +128,12 @@ def test_streamed_text_arrives_in_pieces_that_join_to_the_scripted_reply(scripte
     assert "".join(pieces) == text
 
 
-def test_rate_limit_then_success_is_retried_by_litellm_after_retry_after(scripted_llm: ScriptedLLM) -> None:
+def test_rate_limit_then_success_is_retried_by_litellm_after_retry_after(
+    scripted_llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # litellm's own retries, through the OpenAI SDK (which counts them in a header). Agency's runtime
+    # never asks for them (it retries itself) and takes litellm's HTTP handler instead (`llm.py`).
+    monkeypatch.setenv("EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER", "false")
     scripted_llm.script("triage", [error(429, retry_after=0.3), reply("done")])
 
     response = ask(scripted_llm.base_url, "triage", num_retries=1)
