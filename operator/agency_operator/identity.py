@@ -102,11 +102,7 @@ def _subject(run: Mapping[str, Any]) -> JsonDict:
 
 
 def build_self_binding(run: Mapping[str, Any]) -> JsonDict:
-    """Binds the generated Role to the run's ServiceAccount; sent only once that Role exists.
-
-    The operator holds no `bind` on run Roles, so the API server checks that it holds every permission of
-    the Role a binding names, and while that Role does not exist it answers NotFound. (The bindings to
-    the policy's ClusterRoles pass on the operator's `bind` of the listed roles, `build_role_bindings`.)"""
+    """Binds the generated Role to the run's ServiceAccount."""
     meta = run["metadata"]
     return {
         "apiVersion": RBAC,
@@ -143,6 +139,17 @@ def build_role_bindings(run: Mapping[str, Any], policy: AgentPolicy) -> list[Jso
                 }
             )
     return bindings
+
+
+def build_identity(run: Mapping[str, Any], policy: AgentPolicy) -> list[JsonDict]:
+    """The run's identity that can be created side by side, ServiceAccount first: its ServiceAccount, its
+    Role and its bindings to the policy's ClusterRoles.
+
+    The binding to the run's own Role (`build_self_binding`) is not among them: it needs that Role to
+    exist. The operator holds no `bind` on run Roles, so the API server checks that it holds every
+    permission of the Role a binding names, and while that Role does not exist it answers NotFound. (The
+    bindings to ClusterRoles pass on the operator's `bind` of the listed roles.)"""
+    return [build_service_account(run), build_role(run), *build_role_bindings(run, policy)]
 
 
 def revoke_identity(kube: Kube, run: Mapping[str, Any]) -> int:

@@ -14,17 +14,12 @@ call with nothing new changes nothing. The steps, in order:
 3. Mirror: the executor's observation becomes phase, conditions, steps, usage, trace id and result.
 4. End: the identity is revoked at once; after the TTL the run (and with it every child) is deleted.
 
-A run that has not started costs two round trips to the API server before its Pod exists. First every
-read at once (the run, its Agent, the policies, the parent run, and the Secrets the Agent named when the
-watch last showed it: see `seen.py`) and, on its first admission, beside them the run's ServiceAccount
-and its own Role, which depend on nothing read (the API server refuses a Pod whose ServiceAccount does
-not exist yet). Then everything else at once: the Pod, whose create answers with what the mirror needs,
-its NetworkPolicy, its run file and its bindings. If any of those fails, the Pod is withdrawn before the
-reconcile reports it, so a run never runs without its NetworkPolicy or its grants; a refused run's
-ServiceAccount and Role are deleted before its refusal is written, so it holds no identity. A run that
-was refused before takes three rounds (the identity is made after its reads). In a burst, the Agent,
-policies and Secrets of a run's first admission are mostly read by another run a moment before
-(`fresh.py`), which leaves one read, the run's.
+A run that has not started costs three round trips to the API server before its Pod exists: every read
+at once (the run, its Agent, the policies, the parent run, and the Secrets the Agent named when the watch
+last showed it: see `seen.py`), then every object that does not need another (identity, NetworkPolicy,
+run file), then the Pod (the API server refuses a Pod whose ServiceAccount does not exist yet), whose
+create answers with what the mirror needs. In a burst, the Agent, policies and Secrets of a run's first
+admission are mostly read by another run a moment before (`fresh.py`), which leaves one read, the run's.
 """
 
 from __future__ import annotations
@@ -46,15 +41,7 @@ from agency_operator.credentials import check_credentials, check_read, secret_na
 from agency_operator.environment import traceparent
 from agency_operator.executors import Executor, Launch, Observation, Progress
 from agency_operator.fresh import FreshReads
-from agency_operator.identity import (
-    RBAC,
-    build_role,
-    build_role_bindings,
-    build_self_binding,
-    build_service_account,
-    grant_child,
-    revoke_identity,
-)
+from agency_operator.identity import build_identity, build_self_binding, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.metrics import Metrics
 from agency_operator.netpol import build_network_policy, signals_rule
@@ -124,8 +111,6 @@ class Prefetched:
     parent_name: str | None
     parent: JsonDict | None
     secrets: dict[str, JsonDict | None]
-    #: Whether the run's ServiceAccount and Role were made (or found) beside these reads.
-    identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,8 +118,6 @@ class Admission:
     agent: Agent
     policy: AgentPolicy
     launch: Launch
-    #: The run's ServiceAccount and Role exist (made beside its reads): its Pod needs no other round.
-    identity_made: bool = False
 
 
 def reconcile_run(ctx: Context, namespace: str, name: str) -> Refusal | None:
@@ -216,10 +199,6 @@ def _read(ctx: Context, namespace: str, name: str) -> tuple[JsonDict | None, Pre
         reads["parent"] = partial(kube.get_or_none, runs_path(namespace, hint.parent))
     for secret in secrets:
         reads[f"secret/{secret}"] = shared(secret_path(namespace, secret), kube.get_or_none)
-    if hint.phase is None:  # its first admission: its ServiceAccount and Role need nothing read here
-        hinted = _hinted_run(namespace, name, hint)
-        reads["serviceaccount"] = partial(_made, kube, build_service_account(hinted))
-        reads["role"] = partial(_made, kube, build_role(hinted))
     answers = dict(zip(reads, side_by_side(list(reads.values())), strict=True))
     prefetched = Prefetched(
         uid=hint.uid,
@@ -229,46 +208,8 @@ def _read(ctx: Context, namespace: str, name: str) -> tuple[JsonDict | None, Pre
         parent_name=hint.parent,
         parent=answers.get("parent"),
         secrets={secret: answers[f"secret/{secret}"] for secret in secrets},
-        identity=bool(answers.get("serviceaccount") and answers.get("role")),
     )
     return answers["run"], prefetched
-
-
-def _hinted_run(namespace: str, name: str, hint: RunHint) -> JsonDict:
-    """The run as far as its identity's names, labels and owner reference need it, from its watch hint."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AgentRun",
-        "metadata": {"name": name, "namespace": namespace, "uid": hint.uid},
-        "spec": {"agentRef": {"name": hint.agent}},
-    }
-
-
-def _error_of(kube: Kube, body: JsonDict) -> KubeError | None:
-    """`ensure` one object: None, or why the API server refused it."""
-    try:
-        ensure(kube, body)
-    except KubeError as err:
-        return err
-    return None
-
-
-def _made(kube: Kube, body: JsonDict) -> bool:
-    """`ensure` one object; False when the API server refused it (the start makes it again, and reports
-    why it cannot)."""
-    return _error_of(kube, body) is None
-
-
-def _unmake_identity(ctx: Context, body: JsonDict) -> None:
-    """Delete the ServiceAccount and Role made beside a run's reads when its admission refused it."""
-    meta = body["metadata"]
-    ns, name = meta["namespace"], meta["name"]
-    side_by_side(
-        [
-            partial(ctx.kube.delete, path_for("v1", "serviceaccounts", ns, names.service_account(name))),
-            partial(ctx.kube.delete, path_for(RBAC, "roles", ns, names.role(name))),
-        ]
-    )
 
 
 def _gone(ctx: Context, body: JsonDict) -> bool:
@@ -317,8 +258,6 @@ def _reconcile(
     if draft.get("startTime") is None:
         admission = _admit(ctx, body, run, draft, prefetched=prefetched)
         if isinstance(admission, Refusal):
-            if prefetched is not None and prefetched.identity:
-                _unmake_identity(ctx, body)
             return None if admission.permanent else admission
         started = _start(ctx, admission, draft)
         if isinstance(started, Refusal):
@@ -421,7 +360,7 @@ def _admit(
         run_file=build_run_file(run, agent, policy),
         trace_parent=traceparent(run, parent_trace),
     )
-    return Admission(agent, policy, launch, identity_made=prefetched is not None and prefetched.identity)
+    return Admission(agent, policy, launch)
 
 
 def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | Observation | None:
@@ -440,28 +379,28 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
             ctx.settings.signals_port if ctx.settings.signals_url_for_runs() else 0,
         ),
     )
-    # None of these depends on another; they need only the ServiceAccount and the Role (the binding of
-    # the run's own Role is refused while that Role does not exist: identity.py).
-    beside = [network_policy, *ctx.executor.prepare(admission.launch), *build_role_bindings(body, policy)]
-    if not admission.identity_made:  # made now, with what needs neither of them
-        try:
-            ensure_all(ctx.kube, [build_service_account(body), build_role(body), *beside])
-        except KubeError as err:
-            return _identity_refused(draft, policy, err)
-        beside = []
+    # The identity, the NetworkPolicy and the run file do not depend on each other: created side by side.
+    prepared = ctx.executor.prepare(admission.launch)
+    try:
+        ensure_all(ctx.kube, [*build_identity(body, policy), network_policy, *prepared])
+    except KubeError as err:
+        return _identity_refused(draft, policy, err)
     crash_point(ctx.settings, "serviceaccount")
 
-    # Then the process beside the rest. The Pod cannot run before the kubelet sees it, long after these
-    # answered; if one of them failed, the process is withdrawn before anything is reported.
-    def make_the_rest() -> list[KubeError | None]:
-        return side_by_side([partial(_error_of, ctx.kube, b) for b in [build_self_binding(body), *beside]])
+    # Then the process, which needs only its ServiceAccount, beside the binding to the run's own Role,
+    # which needs only that Role (identity.py): both exist now. The runtime's first request comes seconds
+    # after its Pod is made, the binding's answer a few milliseconds after.
+    def bind_own_role() -> KubeError | None:
+        try:
+            ensure(ctx.kube, build_self_binding(body))
+        except KubeError as err:
+            return err
+        return None
 
-    errors, started = both(make_the_rest, lambda: ctx.executor.start(admission.launch))
-    refused = next((err for err in errors if err is not None), None)
+    started, refused = both(lambda: ctx.executor.start(admission.launch), bind_own_role)
     if refused is not None:
-        ctx.executor.withdraw(admission.launch)
-        if refused is errors[0] and refused.status != 403:
-            raise refused  # its Role went meanwhile, or the API server failed: the next reconcile retries
+        if refused.status != 403:
+            raise refused  # the Role went meanwhile, or the API server failed: the next reconcile retries
         return _identity_refused(draft, policy, refused)
     crash_point(ctx.settings, "start")
     grants = ", ".join(g.name for g in policy.spec.identity.cluster_roles) or "none"

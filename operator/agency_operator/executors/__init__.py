@@ -63,17 +63,13 @@ class Executor(Protocol):
     event_driven: bool
 
     def prepare(self, launch: Launch) -> Sequence[JsonDict]:
-        """Objects the run's process needs that need nothing the run's identity makes, and that the
-        process can wait for: created beside `start` or before it (and left as they are when they exist)."""
+        """Objects the run's process needs that need nothing the run's identity makes: created beside
+        the identity, before `start` (and left as they are when they exist)."""
 
     def start(self, launch: Launch) -> Observation | None:
-        """Start the run's process unless it was started before (idempotent); its ServiceAccount exists.
+        """Start the run's process unless it was started before (idempotent); what `prepare` gave exists.
         Where the process is then, when starting it told (a Pod's create answers with the Pod), else None
         and the caller observes it."""
-
-    def withdraw(self, launch: Launch) -> None:
-        """Take back a `start` whose run could not get all it must have (its NetworkPolicy, its bindings)
-        made beside it: the process of this attempt is stopped, so it never runs without them."""
 
     def observe(self, body: Mapping[str, Any]) -> Observation:
         """Where the run's latest process is now."""

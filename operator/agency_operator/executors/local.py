@@ -219,9 +219,6 @@ class LocalExecutor:
             attempt=attempt,
         )
 
-    def withdraw(self, launch: Launch) -> None:
-        self.stop(launch.body)
-
     def stop(self, body: Mapping[str, Any]) -> None:
         """The run was deleted: stop its process (its whole process group) if it runs, remove its files."""
         uid = body["metadata"]["uid"]

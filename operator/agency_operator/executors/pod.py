@@ -95,10 +95,6 @@ class PodExecutor:
         waiting = str(status.get("reason") or "the Pod is not running yet")
         return Observation(Progress.PENDING, detail=waiting, attempt=attempt)
 
-    def withdraw(self, launch: Launch) -> None:
-        meta = launch.body["metadata"]
-        self.kube.delete(path_for("v1", "pods", meta["namespace"], names.pod(meta["name"], launch.attempt)))
-
     def stop(self, body: Mapping[str, Any]) -> None:
         """Nothing to do: the Pod is owned by the run and goes with it."""
 

@@ -1,7 +1,5 @@
-"""A run's start in two round trips: every read at once beside its ServiceAccount and Role, then the Pod
-beside everything else (the binding to the run's own Role needs that Role, the Pod its ServiceAccount);
-a run refused before takes three (its identity after its reads). A refused run keeps no identity, and a
-Pod whose grants were refused is taken back.
+"""A run's start in three round trips: every read at once, every object that needs no other, then the Pod
+beside the binding to the run's own Role (which needs that Role).
 
 The reconcile is called in-process against the real API server (no operator process), logged in as the
 operator is in a cluster (its ServiceAccount with only its ClusterRole: an admin passes RBAC checks the
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +31,8 @@ from agency_testbed.operator_login import operator_login
 pytestmark = pytest.mark.usefixtures("agency_crds")
 
 READS = 4  # the run, its Agent, the namespace's policies, the model Secret
-IDENTITY = 2  # ServiceAccount, Role
-OBJECTS = 2  # NetworkPolicy, run file
+OBJECTS = 4  # ServiceAccount, Role, NetworkPolicy, run file
 LAST = 2  # the Pod, the RoleBinding of the run's own Role
-SERVICE_ACCOUNT = "/api/v1/namespaces/{}/serviceaccounts/agency-run-r1"
-ROLE = "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/roles/agency-run-r1"
 
 
 def _resource(path: str) -> str:
@@ -100,11 +94,11 @@ def _body(testbed: Testbed, namespace: str, name: str = "r1") -> dict[str, Any]:
     return found
 
 
-def test_a_run_seen_on_its_watch_starts_in_two_round_trips(
+def test_a_run_seen_on_its_watch_starts_in_three_round_trips(
     kubectl: Kubectl, testbed: Testbed, namespace: str, operator_kubeconfig: Path
 ) -> None:
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace))
-    rounds = Rounds([READS + IDENTITY, OBJECTS + LAST])
+    rounds = Rounds([READS, OBJECTS, LAST])
     kube = Kube.from_environment(kubeconfig=operator_kubeconfig, on_request=rounds.hook)
     ctx = _context(kube)
     ctx.seen.agent_seen(agent(namespace))  # as the operator's watches would have shown them
@@ -117,15 +111,14 @@ def test_a_run_seen_on_its_watch_starts_in_two_round_trips(
         ("GET", "agents"),
         ("GET", "agentpolicies"),
         ("GET", "secrets"),
-        ("POST", "serviceaccounts"),
-        ("POST", "roles"),
     }
     assert rounds.round(1) == {
+        ("POST", "serviceaccounts"),
+        ("POST", "roles"),
         ("POST", "networkpolicies"),
         ("POST", "configmaps"),
-        ("POST", "pods"),
-        ("POST", "rolebindings"),
     }
+    assert rounds.round(2) == {("POST", "pods"), ("POST", "rolebindings")}
     binding = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/agency-run-r1"
     assert api_get(testbed, binding) is not None
     assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is not None
@@ -222,7 +215,7 @@ def test_a_policy_changed_after_a_shared_read_governs_the_runs_created_after_the
 
 
 def test_a_refused_run_reads_live_again_and_starts_once_its_secret_exists(
-    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube, operator_kubeconfig: Path
+    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
 ) -> None:
     apply(kubectl, policy(namespace), agent(namespace), run(namespace))
     ctx = _context(kube)
@@ -231,53 +224,9 @@ def test_a_refused_run_reads_live_again_and_starts_once_its_secret_exists(
     refusal = runs.reconcile_run(ctx, namespace, "r1")
     assert refusal is not None
     assert refusal.reason == "SecretNotFound"
-    # Made beside its first reads, deleted before its refusal was written: a waiting run holds nothing.
-    assert api_get(testbed, SERVICE_ACCOUNT.format(namespace)) is None
-    assert api_get(testbed, ROLE.format(namespace)) is None
 
     apply(kubectl, secret(namespace))
-    rounds = Rounds([READS, IDENTITY + OBJECTS, LAST])
-    hooked = Kube.from_environment(kubeconfig=operator_kubeconfig, on_request=rounds.hook)
-    again = replace(ctx, kube=hooked, executor=PodExecutor(hooked, Settings()))  # what ctx saw and read
-    again.seen.run_seen(_body(testbed, namespace))  # the watch shows the refusal the operator wrote
+    ctx.seen.run_seen(_body(testbed, namespace))  # the watch shows the refusal the operator wrote
 
-    assert runs.reconcile_run(again, namespace, "r1") is None  # the Secret's read of a moment ago said none
-    hooked.close()
-    assert rounds.round(0) == {
-        ("GET", "agentruns"),
-        ("GET", "agents"),
-        ("GET", "agentpolicies"),
-        ("GET", "secrets"),
-    }
-    assert rounds.round(1) == {
-        ("POST", "serviceaccounts"),
-        ("POST", "roles"),
-        ("POST", "networkpolicies"),
-        ("POST", "configmaps"),
-    }
-    assert rounds.round(2) == {("POST", "pods"), ("POST", "rolebindings")}
+    assert runs.reconcile_run(ctx, namespace, "r1") is None  # the Secret's read of a moment ago said none
     assert _body(testbed, namespace)["status"]["startTime"]
-
-
-def test_a_pod_made_beside_a_grant_the_operator_may_not_give_is_taken_back(
-    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
-) -> None:
-    apply(
-        kubectl,
-        secret(namespace),
-        policy(namespace, identity={"clusterRoles": [{"name": "admin"}]}),  # it may bind only `view`
-        agent(namespace),
-        run(namespace),
-    )
-    ctx = _context(kube)
-    ctx.seen.agent_seen(agent(namespace))
-    ctx.seen.run_seen(_body(testbed, namespace))
-
-    refusal = runs.reconcile_run(ctx, namespace, "r1")
-
-    assert refusal is not None
-    assert refusal.reason == "IdentityForbidden"
-    assert api_get(testbed, f"/api/v1/namespaces/{namespace}/pods/r1") is None
-    status = _body(testbed, namespace)["status"]
-    assert status["phase"] == "Pending"
-    assert "startTime" not in status

@@ -3,6 +3,7 @@ from __future__ import annotations
 from operator_objects import NAMESPACE, RUN_UID, policy_obj, run_body
 
 from agency_operator.identity import (
+    build_identity,
     build_role,
     build_role_bindings,
     build_self_binding,
@@ -101,9 +102,5 @@ def test_bindings_in_other_namespaces_carry_the_run_instead_of_an_owner() -> Non
 
 
 def test_policy_without_cluster_roles_grants_nothing_beyond_the_runs_own_role() -> None:
-    assert build_role_bindings(run_body(), policy_obj()) == []
-    assert build_self_binding(run_body())["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": "agency-run-r1",
-    }
+    kinds = [o["kind"] for o in [*build_identity(run_body(), policy_obj()), build_self_binding(run_body())]]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding"]
