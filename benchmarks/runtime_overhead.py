@@ -178,6 +178,8 @@ def _percentile(values: list[float], p: float) -> float:
 PART = "AGENCY_BENCH_PART"
 """`steps` or `startup` runs only that table; unset runs both."""
 STARTS_VARIABLE = "AGENCY_BENCH_STARTS"
+HTTP_HANDLER = "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"
+"""litellm's switch from the OpenAI SDK's client to its own HTTP handler, which the runtime sets."""
 BYTECODE = "AGENCY_BENCH_BYTECODE"
 """`source`: time the starts without a bytecode cache (the default reads compiled bytecode, as the image)."""
 
@@ -186,17 +188,27 @@ def step_overhead(llm: ScriptedLLM, root: Path, url: str) -> float:
     """Per-step time of both loops, interleaved; prints the table and returns the ratio agency/bare."""
     bare: list[float] = []
     ours: list[float] = []
-    bare_loop_warm = "warm-bare"
-    llm.script(bare_loop_warm, _script(url))
-    bare_loop(llm.base_url, bare_loop_warm, url)  # imports litellm and warms its first call
-    for round_ in range(ROUNDS):
-        for kind in ("bare", "agency") if round_ % 2 == 0 else ("agency", "bare"):
-            conversation = f"{kind}-{round_}"
-            llm.script(conversation, _script(url))
-            if kind == "bare":
-                bare.append(bare_loop(llm.base_url, conversation, url) / STEPS)
-            else:
-                ours.append(agency_loop(llm.base_url, conversation, "127.0.0.1", root) / STEPS)
+    # The runtime sends OpenAI-compatible calls through litellm's own HTTP handler (`load_litellm`); the
+    # bare loop takes the same path, so that the ratio is the loop's cost and not two HTTP clients'.
+    previous = os.environ.get(HTTP_HANDLER)
+    os.environ[HTTP_HANDLER] = "true"
+    try:
+        bare_loop_warm = "warm-bare"
+        llm.script(bare_loop_warm, _script(url))
+        bare_loop(llm.base_url, bare_loop_warm, url)  # imports litellm and warms its first call
+        for round_ in range(ROUNDS):
+            for kind in ("bare", "agency") if round_ % 2 == 0 else ("agency", "bare"):
+                conversation = f"{kind}-{round_}"
+                llm.script(conversation, _script(url))
+                if kind == "bare":
+                    bare.append(bare_loop(llm.base_url, conversation, url) / STEPS)
+                else:
+                    ours.append(agency_loop(llm.base_url, conversation, "127.0.0.1", root) / STEPS)
+    finally:
+        if previous is None:
+            os.environ.pop(HTTP_HANDLER, None)
+        else:
+            os.environ[HTTP_HANDLER] = previous
     ours_ms = [s * 1000 for s in ours]
     bare_ms = [s * 1000 for s in bare]
     ratio = statistics.median(ours) / statistics.median(bare)
@@ -221,7 +233,11 @@ def _bytecode_env(env: dict[str, str], cache: Path, compiled: bool) -> dict[str,
 
 def startup(llm: ScriptedLLM, root: Path, starts: int = STARTS, compiled: bool = True) -> tuple[float, float]:
     """Process start to first model request, agency and bare interleaved; prints the table and returns
-    the medians (agency, bare) in seconds.
+    the medians (agency, bare) in seconds, bare on the same HTTP path as the runtime.
+
+    Two bare processes: litellm as it comes (its OpenAI calls through the OpenAI SDK's client, whose first
+    use imports all of `openai.resources`), and litellm with its own HTTP handler, as the runtime sets it
+    (`load_litellm`). The ratio is against the second: what Agency adds to the fastest bare start.
 
     Both processes get the same bytecode cache, a fresh folder: with `compiled` one untimed start of each
     fills it first, so the timed starts read compiled bytecode as the image does (UV_COMPILE_BYTECODE);
@@ -232,8 +248,11 @@ def startup(llm: ScriptedLLM, root: Path, starts: int = STARTS, compiled: bool =
     write_run_file(RunFile(agent=spec, policy=None, input="hello"), run_file)
     cache = root / "pycache"
     base_env = _bytecode_env(
-        {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, cache, compiled
+        {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != HTTP_HANDLER},
+        cache,
+        compiled,
     )
+    handler_env = {**base_env, HTTP_HANDLER: "true"}
     bare_code = (
         f"import litellm; litellm.completion(model='openai/start-bare', api_base={llm.base_url!r}, "
         "api_key='x', messages=[{'role': 'user', 'content': 'hello'}], num_retries=0)"
@@ -257,14 +276,17 @@ def startup(llm: ScriptedLLM, root: Path, starts: int = STARTS, compiled: bool =
         start_latency(llm, bare_argv, base_env, "start-bare")
         start_latency(llm, ours_argv, ours_env("warm"), "start-agency")
     starts_ours: list[Start] = []
+    starts_sdk: list[Start] = []
     starts_bare: list[Start] = []
     for i in range(starts):
-        ours_first = i % 2 == 0
-        if not ours_first:
-            starts_bare.append(start_latency(llm, bare_argv, base_env, "start-bare"))
-        starts_ours.append(start_latency(llm, ours_argv, ours_env(str(i)), "start-agency"))
-        if ours_first:
-            starts_bare.append(start_latency(llm, bare_argv, base_env, "start-bare"))
+        order = ["sdk", "bare", "ours"]
+        for kind in order if i % 2 == 0 else order[::-1]:
+            if kind == "sdk":
+                starts_sdk.append(start_latency(llm, bare_argv, base_env, "start-bare"))
+            elif kind == "bare":
+                starts_bare.append(start_latency(llm, bare_argv, handler_env, "start-bare"))
+            else:
+                starts_ours.append(start_latency(llm, ours_argv, ours_env(str(i)), "start-agency"))
     ours, bare = (
         statistics.median(s.wall for s in starts_ours),
         statistics.median(s.wall for s in starts_bare),
@@ -273,13 +295,14 @@ def startup(llm: ScriptedLLM, root: Path, starts: int = STARTS, compiled: bool =
     print(f"process start to first model request, {starts} starts each, {bytecode} (s)")
     print(f"  {'process':<28} {'median':>8} {'max':>8} {'cpu median':>11}")
     for label, values in (
-        ("python -c (litellm only)", starts_bare),
+        ("python -c (litellm, SDK)", starts_sdk),
+        ("python -c (litellm, handler)", starts_bare),
         ("python -m agency_runtime", starts_ours),
     ):
         walls = [s.wall for s in values]
         cpu = statistics.median(s.cpu for s in values)
         print(f"  {label:<28} {statistics.median(walls):>8.2f} {max(walls):>8.2f} {cpu:>11.2f}")
-    print(f"  ratio agency/bare (median): {ours / bare:.2f}  (target: agency <= 2.0 s)")
+    print(f"  ratio agency/bare with its handler (median): {ours / bare:.2f}  (target: agency <= 2.0 s)")
     print(
         "  cpu: CPU seconds the process had used when its request arrived; on a busy machine the wall time\n"
         "  is that stretched by the other work (the wall time of an idle machine is close to it).",
