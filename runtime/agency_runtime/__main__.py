@@ -19,9 +19,9 @@ if __name__ == "__main__":
     import pydantic
 
     pydantic.BaseModel.model_config["defer_build"] = True
-    from agency_runtime.api.meta import ApiModel
+    import agency_runtime
 
-    ApiModel.model_config["use_attribute_docstrings"] = False
+    agency_runtime.FIELD_DOCS = False  # read when agency_runtime.api makes its models, just below
 
     from agency_runtime.llm import pause_gc, prewarm_litellm
 
