@@ -1,15 +1,16 @@
 """Cron syntax as AgentSchedule accepts it: one regular expression for the API server, croniter for the rest.
 
 The expression is written without backslashes or quotes so that it embeds unchanged in a CEL string and
-reads the same in RE2 (the API server) and Python's `re` (the tests and the operator).
+reads the same in RE2 (the API server) and Python's `re` (the tests and the operator). croniter and the
+compiled expression load on the first check: the runtime imports this module with the API models and never
+checks a schedule.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
-
-from croniter import CroniterBadDateError, CroniterError, croniter
 
 MACROS = ("yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly")
 
@@ -34,7 +35,11 @@ _FIELDS = (
 )
 
 CRON_PATTERN = "^(?:@(?:" + "|".join(MACROS) + ")|" + "[ ]+".join(_FIELDS) + ")$"
-_CRON = re.compile(CRON_PATTERN)
+
+
+@functools.cache
+def _cron() -> re.Pattern[str]:
+    return re.compile(CRON_PATTERN)
 
 
 def cron_errors(expression: str, *, now: datetime | None = None) -> list[str]:
@@ -42,7 +47,9 @@ def cron_errors(expression: str, *, now: datetime | None = None) -> list[str]:
 
     Besides the syntax the API server checks, this catches expressions that never fire (`0 0 31 2 *`).
     """
-    if not _CRON.match(expression):
+    from croniter import CroniterBadDateError, CroniterError, croniter
+
+    if not _cron().match(expression):
         return [
             f"{expression!r} is not a five-field cron expression "
             "(minute hour day-of-month month day-of-week) or a macro such as @hourly"
