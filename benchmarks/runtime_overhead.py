@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 
@@ -190,9 +191,7 @@ def step_overhead(llm: ScriptedLLM, root: Path, url: str) -> float:
     ours: list[float] = []
     # The runtime sends OpenAI-compatible calls through litellm's own HTTP handler (`load_litellm`); the
     # bare loop takes the same path, so that the ratio is the loop's cost and not two HTTP clients'.
-    previous = os.environ.get(HTTP_HANDLER)
-    os.environ[HTTP_HANDLER] = "true"
-    try:
+    with patch.dict(os.environ, {HTTP_HANDLER: "true"}):
         bare_loop_warm = "warm-bare"
         llm.script(bare_loop_warm, _script(url))
         bare_loop(llm.base_url, bare_loop_warm, url)  # imports litellm and warms its first call
@@ -204,11 +203,6 @@ def step_overhead(llm: ScriptedLLM, root: Path, url: str) -> float:
                     bare.append(bare_loop(llm.base_url, conversation, url) / STEPS)
                 else:
                     ours.append(agency_loop(llm.base_url, conversation, "127.0.0.1", root) / STEPS)
-    finally:
-        if previous is None:
-            os.environ.pop(HTTP_HANDLER, None)
-        else:
-            os.environ[HTTP_HANDLER] = previous
     ours_ms = [s * 1000 for s in ours]
     bare_ms = [s * 1000 for s in bare]
     ratio = statistics.median(ours) / statistics.median(bare)

@@ -1,14 +1,13 @@
 """Cron syntax as AgentSchedule accepts it: one regular expression for the API server, croniter for the rest.
 
 The expression is written without backslashes or quotes so that it embeds unchanged in a CEL string and
-reads the same in RE2 (the API server) and Python's `re` (the tests and the operator). croniter and the
-compiled expression load on the first check: the runtime imports this module with the API models and never
-checks a schedule.
+reads the same in RE2 (the API server) and Python's `re` (the tests and the operator). croniter loads and
+`re` compiles the expression (and keeps it in its cache) on the first check: the runtime imports this
+module with the API models and never checks a schedule.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import UTC, datetime
 
@@ -37,11 +36,6 @@ _FIELDS = (
 CRON_PATTERN = "^(?:@(?:" + "|".join(MACROS) + ")|" + "[ ]+".join(_FIELDS) + ")$"
 
 
-@functools.cache
-def _cron() -> re.Pattern[str]:
-    return re.compile(CRON_PATTERN)
-
-
 def cron_errors(expression: str, *, now: datetime | None = None) -> list[str]:
     """Why a cron expression cannot drive a schedule; empty when it can.
 
@@ -49,7 +43,7 @@ def cron_errors(expression: str, *, now: datetime | None = None) -> list[str]:
     """
     from croniter import CroniterBadDateError, CroniterError, croniter
 
-    if not _cron().match(expression):
+    if not re.match(CRON_PATTERN, expression):
         return [
             f"{expression!r} is not a five-field cron expression "
             "(minute hour day-of-month month day-of-week) or a macro such as @hourly"
