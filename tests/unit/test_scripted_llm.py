@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,21 @@ from agency_testbed.llm_script import (
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the .* attribute on the instance is deprecated:DeprecationWarning"
 )
+
+
+@pytest.fixture(autouse=True)
+def _finalize_abandoned_streams() -> Iterator[None]:
+    """Collect cycles after each test, while no connection pool's lock is held.
+
+    After some earlier test switched litellm to its own HTTP handler, litellm stops reading a stream at its
+    last chunk and leaves httpcore's `PoolByteStream` generator suspended in a reference cycle. If the
+    cyclic collector finalizes it later inside another request on the same thread, its `close()` waits for
+    the pool lock that request holds, forever (encode/httpcore#990): a test hung for 300 s once in a full
+    suite. The runtime never streams, so this is the streaming tests' own hazard.
+    """
+    yield
+    gc.collect()
+
 
 API_KEY = "sk-scripted-test-key"
 HELLO = [{"role": "user", "content": "Is web-1 healthy?"}]
