@@ -255,7 +255,9 @@ def _apiserver_argv(bins: Path, folder: Path, pki: Pki, port: int, etcd_port: in
         "--service-cluster-ip-range=10.96.0.0/16",
         "--allow-privileged=false",
         "--enable-priority-and-fairness=false",
-        "--profiling=false",
+        # /debug/pprof only when asked (AGENCY_TESTBED_PROFILING=1): how the benchmarks' "where the time
+        # goes" was measured; off otherwise, as in most managed control planes.
+        f"--profiling={'true' if os.environ.get('AGENCY_TESTBED_PROFILING') == '1' else 'false'}",
         "--v=1",
     ]
     (folder / "kube-apiserver.argv").write_text(json.dumps(argv))
