@@ -120,8 +120,7 @@ def reconcile_agent(kube: Kube, namespace: str, name: str) -> JsonDict | None:
     after = None if patch is None else kube.patch_status(path, patch)
     if patch is not None and after is None:
         return None  # deleted meanwhile
-    for _type, status, reason, message in draft.transitions:
-        events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
+    events.post_transitions(kube, body, draft.transitions)
     return after
 
 

@@ -75,6 +75,20 @@ def fold(transitions: Sequence[tuple[str, str, str, str]], type_of: Callable[[st
     return stories
 
 
+def condition_type(status: str, _reason: str) -> str:
+    """An Agent's or schedule's condition transition: a Warning when it turns False, Normal otherwise."""
+    return "Warning" if status == "False" else "Normal"
+
+
+def post_transitions(
+    kube: Kube, obj: Mapping[str, Any], transitions: Sequence[tuple[str, str, str, str]]
+) -> None:
+    """The Events of one status write of an Agent or schedule (`fold`: one Normal story, each Warning
+    alone); `post` each."""
+    for story in fold(transitions, condition_type):
+        post(kube, obj, story.type, story.reason, story.message)
+
+
 def post(kube: Kube, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Post an Event; failing to post one never fails a reconcile (Events are best-effort by design)."""
     body = build_event(obj, type_, reason, message, datetime.now(UTC))

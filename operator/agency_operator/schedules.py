@@ -118,8 +118,7 @@ def reconcile_schedule(
     patch = draft.patch()
     if patch is not None and not kube.patch_status(path, patch):
         return None  # deleted meanwhile: no wake-up, no Events
-    for _type, status, reason, message in draft.transitions:
-        events.post(kube, body, "Warning" if status == "False" else "Normal", reason, message)
+    events.post_transitions(kube, body, draft.transitions)
     for type_, reason, message in notes:
         events.post(kube, body, type_, reason, message)
     return requeue_after

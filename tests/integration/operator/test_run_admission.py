@@ -65,6 +65,11 @@ def _wait_for_event(testbed: Testbed, namespace: str, name: str, reason: str) ->
     return found()[0]
 
 
+def _wait_for_events(testbed: Testbed, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
+    _wait_for_event(testbed, namespace, name, reason)
+    return [e for e in _events(testbed, namespace, name) if e["reason"] == reason]
+
+
 def _no_identity(testbed: Testbed, namespace: str) -> bool:
     return api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None
 
@@ -145,6 +150,22 @@ def test_agent_status_reports_its_policy_and_refusal_and_policy_changes_recheck_
         30,
         "the policy to count its agent",
     )
+
+
+def test_an_agent_ready_at_once_tells_its_budget_and_readiness_in_one_event(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace))
+    operator.start(executor="local", env=STUB_ENV)
+
+    (ready,) = _wait_for_events(testbed, namespace, "helper", "Ready")
+
+    assert ready["type"] == "Normal"
+    assert ready["message"] == (
+        "WithinBudget: The agent has daily budget left. "
+        "Ready: Governed by AgentPolicy default; new runs start."
+    )
+    assert [e["reason"] for e in _events(testbed, namespace, "helper")] == ["Ready"]
 
 
 def test_missing_secret_holds_the_run_naming_the_secret_and_key(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agency_operator.events import Story, fold
+from agency_operator.events import Story, condition_type, fold
 
 
 def _type(status: str, reason: str) -> str:
@@ -51,3 +51,24 @@ def test_a_single_normal_step_keeps_its_own_message_and_nothing_posts_nothing() 
     ]
     assert fold([("Ready", "True", "Succeeded", "")], _type) == [Story("Normal", "Succeeded", "")]
     assert fold([], _type) == []
+
+
+def test_an_agent_that_becomes_ready_within_budget_is_one_event_and_a_refusal_is_a_warning() -> None:
+    ready = fold(
+        [
+            ("DailyBudgetAvailable", "True", "WithinBudget", "The agent has daily budget left."),
+            ("Ready", "True", "Ready", "Governed by AgentPolicy default; new runs start."),
+        ],
+        condition_type,
+    )
+    refused = fold([("Ready", "False", "ModelNotAllowed", "Not allowed.")], condition_type)
+
+    assert ready == [
+        Story(
+            "Normal",
+            "Ready",
+            "WithinBudget: The agent has daily budget left. "
+            "Ready: Governed by AgentPolicy default; new runs start.",
+        )
+    ]
+    assert refused == [Story("Warning", "ModelNotAllowed", "Not allowed.")]
