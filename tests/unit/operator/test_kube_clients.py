@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agency_operator.kube import Connection, Kube
+from agency_operator.kube import Connection, Kube, _config_auth
 from agency_operator.wire import HTTPWire, Wire
 from agency_runtime import kube as runtime_kube
 from agency_runtime.kube import (
@@ -200,3 +200,33 @@ def test_an_error_answer_names_the_servers_reason_and_message(stubs: ExitStack) 
     assert kube.get_or_none("/api/v1/namespaces/a/configmaps/x") is None
     with pytest.raises(KubeApiError, match='404 NotFound: configmaps "x" not found'):
         kube.get("/api/v1/namespaces/a/configmaps/x")
+
+
+class RotatingConfiguration:
+    """Stands in for kubernetes' Configuration: its bearer token as `auth_settings()` gives it, counted."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.asked = 0
+
+    def auth_settings(self) -> dict[str, dict[str, str]]:
+        self.asked += 1
+        return {"BearerToken": {"in": "header", "key": "authorization", "value": f"Bearer {self.token}"}}
+
+
+def test_the_token_is_read_once_per_reuse_window_and_a_rotated_one_is_sent_after_it() -> None:
+    now = [100.0]
+    configuration = RotatingConfiguration("first")
+    headers = _config_auth(configuration, reuse=10.0, clock=lambda: now[0])
+
+    sent = [headers() for _ in range(50)]
+    configuration.token = "rotated"
+    now[0] += 9.9
+    before = headers()
+    now[0] += 0.1
+    after = headers()
+
+    assert sent == [{"authorization": "Bearer first"}] * 50
+    assert before == {"authorization": "Bearer first"}
+    assert after == {"authorization": "Bearer rotated"}
+    assert configuration.asked == 2
