@@ -65,11 +65,6 @@ def _wait_for_event(testbed: Testbed, namespace: str, name: str, reason: str) ->
     return found()[0]
 
 
-def _wait_for_events(testbed: Testbed, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
-    _wait_for_event(testbed, namespace, name, reason)
-    return [e for e in _events(testbed, namespace, name) if e["reason"] == reason]
-
-
 def _no_identity(testbed: Testbed, namespace: str) -> bool:
     return api_get(testbed, f"/api/v1/namespaces/{namespace}/serviceaccounts/agency-run-r1") is None
 
@@ -158,7 +153,7 @@ def test_an_agent_ready_at_once_tells_its_budget_and_readiness_in_one_event(
     apply(kubectl, secret(namespace), policy(namespace), agent(namespace))
     operator.start(executor="local", env=STUB_ENV)
 
-    (ready,) = _wait_for_events(testbed, namespace, "helper", "Ready")
+    ready = _wait_for_event(testbed, namespace, "helper", "Ready")
 
     assert ready["type"] == "Normal"
     assert ready["message"] == (
