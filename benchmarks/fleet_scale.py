@@ -425,7 +425,7 @@ def fleet_burst(
 ) -> FleetResult:
     """Create the whole fleet at once; wait until the operator has reconciled all of it."""
     memory = MemorySampler(pid)
-    processes = {"operator": pid, **bench.testbed.pids}
+    processes = {"operator": pid, **bench.testbed.pids, "this benchmark": os.getpid()}
     bodies = [*fleet_agents(scale), *fleet_runs(scale)]
     creator = Creator(bench.testbed)
     runs = WatchRecorder(bench.testbed, f"{AGENCY}/agentruns", reconciled_run, modified=True)
