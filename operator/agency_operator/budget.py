@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from agency_operator.resolve import Refusal
+from agency_operator.tally import RunTally
 from agency_runtime.api.agent import DailyUsage
 from agency_runtime.api.common import DailyBudget, Usage
-from agency_runtime.api.run import AgentRun
 
 
 def day(moment: datetime) -> str:
@@ -26,22 +26,19 @@ def seconds_until_tomorrow(now: datetime) -> float:
 
 
 def usage_today(
-    runs: Iterable[AgentRun], agent: str, now: datetime, *, exclude: str | None = None
+    runs: Iterable[RunTally], agent: str, now: datetime, *, exclude: str | None = None
 ) -> DailyUsage:
     """Runs of `agent` started today and the tokens and cost they used (so far, for runs in flight)."""
     today = day(now)
     total = Usage()
     count = 0
     for run in runs:
-        if run.spec.agent_ref.name != agent or run.metadata.name == exclude:
+        if run.agent != agent or run.name == exclude:
             continue
-        started = run.status.start_time
-        if started is None or day(started) != today:
+        if run.start_time is None or day(run.start_time) != today:
             continue
         count += 1
-        if run.status.usage is not None:
-            u = run.status.usage
-            total = total.plus(u.input_tokens, u.output_tokens, u.cost_usd)
+        total = total.plus(run.input_tokens, run.output_tokens, run.cost_usd)
     return DailyUsage(
         date=today,
         runs=count,

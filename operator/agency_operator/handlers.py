@@ -62,11 +62,27 @@ def _context(memo: Any) -> runs.Context:
 
 
 def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
-    ctx = _context(memo)
+    ctx, key = _context(memo), (namespace or "", name or "")
     with ctx.metrics.reconciling("Agent"), ctx.lock(f"agent/{namespace}/{name}"):
-        written = agents.reconcile_agent(ctx.kube, namespace or "", name or "")
+        written = agents.reconcile_agent(ctx.kube, ctx.seen, *key)
+        looked: dict[tuple[str, str], agents.Looked] = memo.agents_looked
+        looked[key] = agents.looked_now()
     if written is not None:
         ctx.seen.agent_written(written)  # its watch event is this write's echo: nothing to do again
+
+
+def _resync_agent(memo: Any, namespace: str, name: str) -> None:
+    """The resync's reconcile of one Agent: only when `agents.resync_due` says so."""
+    ctx, now, last = _context(memo), agents.looked_now(), memo.agents_looked.get((namespace, name))
+    ready = ctx.seen.agent_ready(namespace, name)
+    if agents.resync_due(ready, last, now.at, now.day, ctx.settings.resync_seconds):
+        _agent(memo, namespace, name)
+
+
+def _runs_listed(memo: Any, namespace: str | None, listed: set[tuple[str, str]], sent_at: float) -> None:
+    """The resync listed every run: forget those gone without a DELETED event; their Agents count again."""
+    for agent_namespace, agent in _context(memo).seen.prune(namespace, listed, sent_at):
+        memo.agent_wakeups.arm_once(f"{agent_namespace}/{agent}", AGENT_STATUS_LAG)
 
 
 def _schedule(memo: Any, namespace: str | None, name: str | None) -> None:
@@ -140,6 +156,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             schedules.file_clock(app.test_clock_file) if app.test_clock_file else schedules.real_clock
         )
         memo.wakeups = Wakeups(lambda key: _schedule(memo, *key.split("/", 1)))
+        memo.agents_looked = {}
         memo.agent_wakeups = Wakeups(lambda key: _queue_agent(memo, key), workers=1)
         memo.resync = Resync(
             kube,
@@ -147,9 +164,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             app.resync_seconds,
             {
                 "agentruns": lambda ns, name: runs.resync_run(memo.ctx, ns, name),
-                "agents": lambda ns, name: _agent(memo, ns, name),
+                "agents": lambda ns, name: _resync_agent(memo, ns, name),
                 "agentschedules": lambda ns, name: _schedule(memo, ns, name),
             },
+            listed={"agentruns": lambda ns, listed, sent_at: _runs_listed(memo, ns, listed, sent_at)},
         )
         memo.resync.start()
         # What start-up made (modules, classes, clients) lives as long as the operator. Frozen out of the
@@ -225,6 +243,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.on.event(GROUP, VERSION, "agentruns", id="agentrun-deleted", when=deleted, registry=registry)
     def run_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
         runs.forget_run(_context(memo), body)  # needs the body: the run cannot be read any more
+        agent = body.spec.get("agentRef", {}).get("name", "")
+        memo.agent_wakeups.arm_once(f"{body.metadata.namespace}/{agent}", AGENT_STATUS_LAG)  # one fewer
         _schedule_of(memo, body)
 
     def _schedule_of(memo: Any, body: kopf.Body) -> None:
@@ -257,6 +277,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         ctx, namespace, name = _context(memo), body.metadata.namespace or "", body.metadata.name or ""
         if type == "DELETED":
             ctx.seen.agent_gone((namespace, name))
+            memo.agents_looked.pop((namespace, name), None)
         elif not ctx.seen.agent_is_echo(body):  # not merely its own status write coming back
             ctx.seen.agent_seen(body)  # which Secrets its runs' admission reads beside the run
             # Queued with the runs: its status counts their runs (whose events queue it too), so in a

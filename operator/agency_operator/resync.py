@@ -5,14 +5,17 @@ AgentRuns could not be deleted while the operator is down. Nothing here needs a 
 owned by the run; see `handlers`), so the resync is a plain thread started by the startup handler and
 stopped by the cleanup handler. Events (`on.event`) stay the fast path; this catches what time alone
 changes: TTLs expiring, daily windows rolling, local processes ending, approvals timing out. A started
-run whose Pod is watched is passed over but every so often (`runs.resync_due`).
+run whose Pod is watched is passed over but every so often (`runs.resync_due`), and so is a Ready Agent
+(`agents.resync_due`). Each pass lists the names of every object first; a `listed` hook is given them
+(the operator forgets the runs it holds that are gone, `seen.prune`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 
 from agency_operator.kube import Kube, path_for
 from agency_runtime.api.meta import API_VERSION
@@ -20,18 +23,26 @@ from agency_runtime.api.meta import API_VERSION
 log = logging.getLogger("agency_operator.resync")
 
 Reconcile = Callable[[str, str], object]
+#: (namespace or None for the whole cluster, every (namespace, name) listed, monotonic time the list was sent)
+Listed = Callable[[str | None, set[tuple[str, str]], float], object]
 
 
 class Resync:
     """Calls `reconcile(namespace, name)` for every object of each plural, every `interval` seconds."""
 
     def __init__(
-        self, kube: Kube, namespaces: tuple[str, ...], interval: float, reconcilers: dict[str, Reconcile]
+        self,
+        kube: Kube,
+        namespaces: tuple[str, ...],
+        interval: float,
+        reconcilers: dict[str, Reconcile],
+        listed: Mapping[str, Listed] | None = None,
     ) -> None:
         self.kube = kube
         self.namespaces = namespaces
         self.interval = interval
         self.reconcilers = reconcilers
+        self.listed = dict(listed or {})
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="agency-resync", daemon=True)
 
@@ -45,8 +56,14 @@ class Resync:
     def once(self) -> None:
         for plural, reconcile in self.reconcilers.items():
             for namespace in self.namespaces or (None,):
-                # Names only, a page at a time: each reconcile reads its object afresh anyway.
-                for ns, name in self.kube.names(path_for(API_VERSION, plural, namespace)):
+                # Names only (each reconcile reads its object afresh anyway), all of them before the first
+                # reconcile: the `listed` hook needs the whole list.
+                sent_at = time.monotonic()
+                names = list(self.kube.names(path_for(API_VERSION, plural, namespace)))
+                hook = self.listed.get(plural)
+                if hook is not None:
+                    hook(namespace, set(names), sent_at)
+                for ns, name in names:
                     if self.stopped.is_set():
                         return
                     try:

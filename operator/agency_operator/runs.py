@@ -50,6 +50,7 @@ from agency_operator.runfile import build_run_file
 from agency_operator.seen import RunHint, Seen
 from agency_operator.settings import Settings
 from agency_operator.status import StatusDraft, phase_of, ready, result_fields, timestamp
+from agency_operator.tally import RunTally, parse_time
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.common import RunPhase
 from agency_runtime.api.meta import API_VERSION
@@ -93,10 +94,6 @@ def crash_point(settings: Settings, step: str) -> None:
     """Test hook: die here, as abruptly as a node failure, when the integration test asks for it."""
     if settings.test_crash_after == step:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 @dataclass(frozen=True)
@@ -321,7 +318,7 @@ def _admit(
     if refusal is None and isinstance(budget, Refusal):
         refusal = budget
     if refusal is None and policy.spec.budgets.per_agent_daily is not None and not after_start:
-        runs = [AgentRun.from_k8s(r) for r in kube.list(runs_path(ns))]
+        runs = [RunTally.from_k8s(r) for r in kube.list(runs_path(ns))]
         used = usage_today(runs, agent_name, datetime.now(UTC), exclude=run.metadata.name)
         refusal = daily_refusal(agent_name, policy.metadata.name, policy.spec.budgets.per_agent_daily, used)
     if refusal is not None:
@@ -492,7 +489,7 @@ def undecided(run: AgentRun, status: Mapping[str, Any], result: Mapping[str, Any
     now = datetime.now(UTC)
     waiting: dict[str, datetime | None] = {}
     for pending in status.get("pendingApprovals") or []:
-        waiting[pending["proposalId"]] = _parse_time(pending.get("requestedAt"))
+        waiting[pending["proposalId"]] = parse_time(pending.get("requestedAt"))
     proposal = result.get("proposal") or {}
     if isinstance(proposal, Mapping) and proposal.get("proposalId"):
         waiting.setdefault(str(proposal["proposalId"]), None)
@@ -574,7 +571,7 @@ def _housekeeping(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraf
     """A finished run: make sure its identity is gone, and delete it once its TTL has passed."""
     if draft.condition_reason(IDENTITY) is not None:
         _revoke(ctx, body, draft)
-    finished = _parse_time(draft.get("completionTime")) or run.metadata.creation_timestamp
+    finished = parse_time(draft.get("completionTime")) or run.metadata.creation_timestamp
     if finished is None:
         return
     if datetime.now(UTC) >= finished + timedelta(seconds=_ttl(ctx, run)):

@@ -339,3 +339,28 @@ def test_agent_status_follows_its_runs_start_and_end_from_their_events_alone(
         "the Agent to count its finished run",
     )
     assert agent_status()["usageToday"]["costUSD"] == pytest.approx(0.0021)
+
+
+def test_agent_status_counts_runs_made_while_the_operator_was_down_and_a_deleted_one_at_once(
+    operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
+) -> None:
+    # A resync far beyond the test: the restarted operator must list the runs it did not see made, and
+    # only the DELETED event can tell the Agent a run went.
+    apply(kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace, "r1"))
+    env = {"AGENCY_RESYNC_SECONDS": "3600"}
+    first = operator.start(executor="pod", env=env)
+
+    def counted() -> tuple[object, object]:
+        body = api_get(testbed, f"/apis/agency.dev/v1alpha1/namespaces/{namespace}/agents/helper")
+        status = (body or {}).get("status") or {}
+        return status.get("runsInFlight"), (status.get("lastRun") or {}).get("name")
+
+    _wait_for_pod(testbed, namespace, "r1")
+    wait_for(lambda: counted() == (1, "r1"), 30, "the Agent to count r1", lambda: str(counted()))
+    first.stop()
+    apply(kubectl, run(namespace, "r2"))  # made while no operator watched
+    operator.start(executor="pod", env=env)
+    _wait_for_pod(testbed, namespace, "r2")
+    wait_for(lambda: counted() == (2, "r2"), 30, "the Agent to count both runs", lambda: str(counted()))
+    kubectl("delete", "agentrun", "r2", "-n", namespace, "--wait=false")
+    wait_for(lambda: counted() == (1, "r1"), 30, "the Agent to count r1 alone", lambda: str(counted()))

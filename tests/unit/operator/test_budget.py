@@ -5,18 +5,18 @@ from datetime import UTC, datetime
 from operator_objects import run_body
 
 from agency_operator.budget import daily_refusal, seconds_until_tomorrow, usage_today
+from agency_operator.tally import RunTally
 from agency_runtime.api.common import DailyBudget
-from agency_runtime.api.run import AgentRun
 
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 
 
-def _run(name: str, started: str | None, tokens: tuple[int, int] = (0, 0), agent: str = "helper") -> AgentRun:
+def _run(name: str, started: str | None, tokens: tuple[int, int] = (0, 0), agent: str = "helper") -> RunTally:
     body = run_body(name=name, agent=agent)
     body["status"] = {"usage": {"inputTokens": tokens[0], "outputTokens": tokens[1], "costUSD": 0.01}}
     if started:
         body["status"]["startTime"] = started
-    return AgentRun.from_k8s(body)
+    return RunTally.from_k8s(body)
 
 
 def test_usage_today_counts_runs_of_the_agent_started_today_only() -> None:
@@ -49,3 +49,20 @@ def test_budget_left_means_no_refusal() -> None:
 
 def test_window_rolls_at_midnight_utc() -> None:
     assert seconds_until_tomorrow(NOW) == 7 * 3600
+
+
+def test_a_run_tally_reads_what_the_agent_counts_straight_from_the_runs_json() -> None:
+    body = run_body(name="r7")
+    body["status"] = {
+        "phase": "Succeeded",
+        "startTime": "2026-11-25T01:00:00Z",
+        "completionTime": "2026-11-25T01:02:03Z",
+        "usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10, "costUSD": 0.25},
+        "result": "x" * 32_000,
+    }
+    tally = RunTally.from_k8s(body)
+    assert (tally.name, tally.agent, tally.phase, tally.finished) == ("r7", "helper", "Succeeded", True)
+    assert tally.completion_time == datetime(2026, 11, 25, 1, 2, 3, tzinfo=UTC)
+    assert (tally.input_tokens, tally.output_tokens, tally.cost_usd) == (7, 3, 0.25)
+    fresh = RunTally.from_k8s(run_body(name="r8"))  # just created: no status yet
+    assert (fresh.phase, fresh.start_time, fresh.finished, fresh.input_tokens) == (None, None, False, 0)

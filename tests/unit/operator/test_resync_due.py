@@ -1,9 +1,13 @@
-"""Which runs the periodic resync looks at: every one whose next change is not an event, every interval."""
+"""Which runs and Agents the periodic resync looks at: every one whose next change is not an event, every
+interval; the others as a safety net."""
 
 from __future__ import annotations
 
 import pytest
 
+from agency_operator.agents import QUIET_RESYNCS as AGENT_QUIET
+from agency_operator.agents import Looked
+from agency_operator.agents import resync_due as agent_resync_due
 from agency_operator.runs import QUIET_RESYNCS, resync_due
 from agency_operator.seen import RunHint
 
@@ -41,3 +45,29 @@ def test_a_run_whose_next_change_is_not_an_event_is_due_every_interval(
 def test_every_run_of_an_executor_without_events_and_a_run_never_reconciled_are_due() -> None:
     assert resync_due(_hint("Running"), False, NOW - INTERVAL, NOW, INTERVAL)  # a local process's end
     assert resync_due(_hint("Running"), True, None, NOW, INTERVAL)
+
+
+# ----- Agents ------------------------------------------------------------------------------------------
+TODAY = "2026-12-04"
+
+
+def test_a_ready_agent_is_passed_over_until_the_safety_net() -> None:
+    looked = Looked(NOW - INTERVAL, TODAY)
+    assert not agent_resync_due(True, looked, NOW, TODAY, INTERVAL)
+    assert not agent_resync_due(True, Looked(NOW - INTERVAL * (AGENT_QUIET - 1), TODAY), NOW, TODAY, INTERVAL)
+    assert agent_resync_due(True, Looked(NOW - INTERVAL * AGENT_QUIET, TODAY), NOW, TODAY, INTERVAL)
+
+
+@pytest.mark.parametrize(
+    ("ready", "looked", "why"),
+    [
+        (False, Looked(NOW - INTERVAL, TODAY), "not Ready: it may wait on a Secret, which is not watched"),
+        (None, Looked(NOW - INTERVAL, TODAY), "its status never seen"),
+        (True, None, "never reconciled by this operator"),
+        (True, Looked(NOW - INTERVAL, "2026-12-03"), "the day rolled: its usage today starts again"),
+    ],
+)
+def test_an_agent_whose_status_time_or_an_unwatched_secret_moves_is_due_every_interval(
+    ready: bool | None, looked: Looked | None, why: str
+) -> None:
+    assert agent_resync_due(ready, looked, NOW, TODAY, INTERVAL), why

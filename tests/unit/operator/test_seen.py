@@ -9,6 +9,7 @@ from typing import Any
 from operator_objects import NAMESPACE, RUN_UID, run_body
 
 from agency_operator.seen import RunHint, Seen
+from agency_operator.tally import RunTally
 
 
 def _agent(*secrets: str) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def _agent(*secrets: str) -> dict[str, Any]:
 
 def _timeless(hint: RunHint | None) -> RunHint | None:
     """The hint without what a test cannot know in advance (when it was seen) or does not look at."""
-    return None if hint is None else replace(hint, seen_at=0.0, watched=())
+    return None if hint is None else replace(hint, seen_at=0.0, watched=None, updated_at=0.0)
 
 
 def _at(body: dict[str, Any], version: str, **status: Any) -> dict[str, Any]:
@@ -147,5 +148,89 @@ def test_a_run_event_says_when_what_its_agent_counts_moved() -> None:
     assert seen.run_seen(_at(body, "3", phase="Pending", startTime="2026-12-03T06:00:00Z"))
     seen.run_written(body, {"phase": "Running"}, _at(body, "4", phase="Running"))
     assert seen.run_seen(_at(body, "4", phase="Running"))  # the operator's own write moves it too
-    assert seen.run_seen(_at(body, "5", phase="Running", usage={"totalTokens": 10}))
-    assert not seen.run_seen(_at(body, "6", phase="Running", usage={"totalTokens": 10}))
+    assert seen.run_seen(_at(body, "5", phase="Running", usage={"inputTokens": 10}))
+    assert not seen.run_seen(_at(body, "6", phase="Running", usage={"inputTokens": 10}))
+
+
+def _run(name: str, agent: str = "helper", uid: str | None = None, **status: Any) -> dict[str, Any]:
+    body = run_body(name=name, agent=agent)
+    body["metadata"]["uid"] = uid or f"uid-{name}"
+    return body | {"status": status}
+
+
+def _names(tallies: list[RunTally] | None) -> list[str] | None:
+    return None if tallies is None else sorted(t.name for t in tallies)
+
+
+def test_an_agents_runs_are_counted_from_the_watch_only_once_they_were_all_listed() -> None:
+    seen = Seen()
+    seen.run_seen(_run("r1"))
+    assert seen.tallies(NAMESPACE, "helper") is None  # the watch may not have shown every run yet
+    listed = seen.tally_listed(NAMESPACE, "helper", [_run("r0"), _run("r1")], time.monotonic())
+    assert _names(listed) == ["r0", "r1"]
+    seen.run_seen(_run("r2"))
+    seen.run_seen(_run("x1", agent="other"))  # another Agent's run is not this one's
+    assert _names(seen.tallies(NAMESPACE, "helper")) == ["r0", "r1", "r2"]
+    assert seen.tallies(NAMESPACE, "other") is None
+    seen.run_gone((NAMESPACE, "r0"))
+    assert _names(seen.tallies(NAMESPACE, "helper")) == ["r1", "r2"]
+    seen.agent_gone((NAMESPACE, "helper"))  # an Agent made again later lists its runs again
+    assert seen.tallies(NAMESPACE, "helper") is None
+
+
+def test_a_list_answered_before_what_the_watch_showed_changes_nothing_the_watch_showed() -> None:
+    seen = Seen()
+    sent_at = time.monotonic()
+    seen.run_seen(_run("r1", phase="Succeeded", startTime="2026-12-04T10:00:00Z"))  # newer than the list
+    seen.run_seen(_run("gone"))
+    seen.run_gone((NAMESPACE, "gone"))  # deleted after the list was answered
+    stale = [_run("r1", phase="Pending"), _run("gone")]
+    listed = seen.tally_listed(NAMESPACE, "helper", stale, sent_at)
+    assert [(t.name, t.phase, t.finished) for t in listed] == [("r1", "Succeeded", True)]
+
+
+def test_a_run_the_list_of_every_name_no_longer_holds_is_forgotten_and_its_agent_named() -> None:
+    seen = Seen()
+    seen.tally_listed(NAMESPACE, "helper", [_run("r1"), _run("r2")], time.monotonic())
+    sent_at = time.monotonic()
+    seen.run_seen(_run("r3"))  # created after the list was sent: not in it, and kept
+    assert seen.prune(NAMESPACE, {(NAMESPACE, "r1")}, sent_at) == {(NAMESPACE, "helper")}
+    assert _names(seen.tallies(NAMESPACE, "helper")) == ["r1", "r3"]
+    assert seen.run(NAMESPACE, "r2") is None
+    assert seen.prune("elsewhere", set(), time.monotonic()) == set()  # another namespace's list
+    assert seen.tally_listed(NAMESPACE, "helper", [_run("r2")], sent_at) is not None
+    assert seen.run(NAMESPACE, "r2") is None  # a list from before cannot bring it back
+
+
+def test_a_name_taken_by_a_run_of_another_agent_moves_to_that_agent() -> None:
+    seen = Seen()
+    seen.tally_listed(NAMESPACE, "helper", [_run("r1")], time.monotonic())
+    seen.tally_listed(NAMESPACE, "other", [], time.monotonic())
+    seen.run_gone((NAMESPACE, "r1"))
+    seen.run_seen(_run("r1", agent="other", uid="second"))
+    assert _names(seen.tallies(NAMESPACE, "helper")) == []
+    assert _names(seen.tallies(NAMESPACE, "other")) == ["r1"]
+
+
+def _condition(status: str, reason: str) -> dict[str, Any]:
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": "m",
+        "lastTransitionTime": "2026-12-04T10:00:00Z",
+    }
+
+
+def test_an_agents_readiness_is_what_its_status_said_when_last_seen_or_written() -> None:
+    seen = Seen()
+    assert seen.agent_ready(NAMESPACE, "helper") is None
+    ready = {"conditions": [_condition("True", "Ready")]}
+    seen.agent_seen(_agent("primary") | {"status": ready})
+    assert seen.agent_ready(NAMESPACE, "helper") is True
+    waiting = {"conditions": [_condition("False", "CredentialsNotFound")]}
+    seen.agent_written(_agent("primary") | {"status": waiting})
+    assert seen.agent_ready(NAMESPACE, "helper") is False
+    seen.agent_gone((NAMESPACE, "helper"))
+    assert seen.agent_ready(NAMESPACE, "helper") is None
+    assert seen.sizes() == (0, 0)
