@@ -241,7 +241,7 @@ def request_counts(testbed: Testbed) -> tuple[Counter[Key], Counter[Key]]:
 #: What the operator does per run for each request line (pod executor). Keys: verb, resource, subresource.
 EXPLAIN: dict[Key, str] = {
     ("GET", "agentruns", ""): "the run, read afresh by every reconcile (its events, its Pod's, the resync)",
-    ("LIST", "agentruns", ""): "all runs of a namespace: each Agent's status (runs in flight, usage), resync",
+    ("LIST", "agentruns", ""): "an Agent's runs, once after the operator starts (then the watch); resync",
     ("PATCH", "agentruns", "status"): "the run's status: admitted, identity, startTime, Ready=Starting",
     ("GET", "agents", ""): "each Agent by its own reconcile; a run's first admission shares one (fresh.py)",
     ("LIST", "agents", ""): "resync listing; a policy's reconcile counts the agents it governs",

@@ -3,7 +3,13 @@
 Recomputed every time from the Agent, its namespace's policies and its model Secrets, read afresh, and
 from its runs as the watch last showed them (`seen.py`: listed once after the operator starts, then kept
 by the watch), so a policy edit, a new Secret or a finished run all show up the next time an agent is
-looked at; a policy change looks at every agent in its namespace at once.
+looked at; a policy change looks at every agent in its namespace at once. "Afresh" is the rule of
+`fresh.py`: an Agent queued by an event may share a read the runs' admissions sent after that event (and
+after the namespace's last policy event; of the Agent itself, only one sent after its own last status
+write, whose answer the next reconcile's patch is computed against). Read by every Agent reconcile,
+they were 1.5 of a run's 11.5 requests in a burst; and the policies' LIST, sent after a quiet moment,
+waited ~90 ms in kube-apiserver (a consistent LIST from its watch cache waits until the cache has caught
+up with etcd), and so did the LIST of the run admitted next: run start p99 93 ms before, 39 ms shared.
 
 The periodic resync looks again at an Agent that is not Ready every interval (it may wait on a Secret,
 and Secrets are not watched), at every Agent when the UTC day rolls (its usage today starts again), and
@@ -14,15 +20,20 @@ second in an idle cluster.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from agency_operator import events
+from agency_operator.apply import side_by_side
 from agency_operator.approvers import ensure_approvers
 from agency_operator.budget import daily_refusal, day, usage_today
-from agency_operator.credentials import check_credentials
+from agency_operator.credentials import check_read, secret_names, secret_path
+from agency_operator.fresh import FreshReads
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.resolve import Refusal, check_agent, policy_for
 from agency_operator.seen import Seen
@@ -31,6 +42,8 @@ from agency_operator.tally import RunTally
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.meta import API_VERSION
 from agency_runtime.api.policy import AgentPolicy
+
+T = TypeVar("T")
 
 BUDGET = "DailyBudgetAvailable"
 #: A Ready Agent is looked at by the resync this many intervals apart (a safety net), unless its day rolled.
@@ -145,17 +158,40 @@ def looked_now() -> Looked:
     return Looked(time.monotonic(), day(datetime.now(UTC)))
 
 
-def reconcile_agent(kube: Kube, seen: Seen, namespace: str, name: str) -> JsonDict | None:
-    """Write the Agent's status if it changed; the Agent as that write left it (None: nothing written)."""
-    body = kube.get_or_none(path_for(API_VERSION, "agents", namespace, name))
+@dataclass(frozen=True)
+class Since:
+    """How old a shared read (`fresh.py`) an Agent's reconcile may use, in monotonic seconds: of the Agent
+    itself, one sent after its last status write and after what queued it; of its policies and Secrets,
+    one sent after what queued it and after the namespace's last policy event. The default: none."""
+
+    agent: float = math.inf
+    others: float = math.inf
+
+
+def reconcile_agent(
+    kube: Kube, seen: Seen, namespace: str, name: str, fresh: FreshReads | None = None, since: Since = Since()
+) -> JsonDict | None:
+    """Write the Agent's status if it changed; the Agent as that write left it (None: nothing written).
+
+    With `fresh`, a read of the Agent, its policies or its Secrets another reconcile sent recently enough
+    (`since`) is used rather than sent again: in a burst, the runs' admissions read the same."""
+
+    def read(path: str, fetch: Callable[[str], T], after: float) -> T:
+        return fetch(path) if fresh is None else fresh.get(path, after, partial(fetch, path))
+
+    body = read(path_for(API_VERSION, "agents", namespace, name), kube.get_or_none, since.agent)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     agent = Agent.from_k8s(body)
-    policies = [AgentPolicy.from_k8s(p) for p in kube.list(path_for(API_VERSION, "agentpolicies", namespace))]
+    listed = read(path_for(API_VERSION, "agentpolicies", namespace), kube.list, since.others)
+    policies = [AgentPolicy.from_k8s(p) for p in listed]
     runs = tallies(kube, seen, namespace, name)
-    draft = agent_status(
-        agent, body.get("status"), policies, runs, check_credentials(kube, agent), datetime.now(UTC)
+    names = secret_names(agent)
+    secrets = side_by_side(
+        [partial(read, secret_path(namespace, n), kube.get_or_none, since.others) for n in names]
     )
+    credentials = check_read(agent, dict(zip(names, secrets, strict=True)))
+    draft = agent_status(agent, body.get("status"), policies, runs, credentials, datetime.now(UTC))
     patch, path = draft.patch(), path_for(API_VERSION, "agents", namespace, name)
     after = None if patch is None else kube.patch_status(path, patch)
     if patch is not None and after is None:

@@ -24,6 +24,8 @@ run's DELETED event, and a startup sweep catches deletions that happened while t
 from __future__ import annotations
 
 import gc
+import math
+import time
 from typing import Any, Literal
 
 import kopf
@@ -61,11 +63,15 @@ def _context(memo: Any) -> runs.Context:
     return ctx
 
 
-def _agent(memo: Any, namespace: str | None, name: str | None) -> None:
+def _agent(memo: Any, namespace: str | None, name: str | None, queued_at: float = math.inf) -> None:
+    """Reconcile an Agent; `queued_at`: when what queued it happened (reads sent since may be shared)."""
     ctx, key = _context(memo), (namespace or "", name or "")
     with ctx.metrics.reconciling("Agent"), ctx.lock(f"agent/{namespace}/{name}"):
-        written = agents.reconcile_agent(ctx.kube, ctx.seen, *key)
         looked: dict[tuple[str, str], agents.Looked] = memo.agents_looked
+        others = max(queued_at, memo.policies_seen.get(key[0], 0.0))
+        last = looked.get(key)
+        since = agents.Since(agent=max(others, last.at if last is not None else 0.0), others=others)
+        written = agents.reconcile_agent(ctx.kube, ctx.seen, *key, fresh=ctx.fresh, since=since)
         looked[key] = agents.looked_now()
     if written is not None:
         ctx.seen.agent_written(written)  # its watch event is this write's echo: nothing to do again
@@ -104,7 +110,7 @@ def _work(memo: Any, key: Work) -> None:
     if what == "run":
         runs.reconcile_run(_context(memo), namespace, name)
     elif what == "agent":
-        _agent(memo, namespace, name)
+        _agent(memo, namespace, name, memo.agents_queued.pop((namespace, name), math.inf))
     else:
         _schedule(memo, namespace, name)
 
@@ -114,8 +120,13 @@ def _queue(memo: Any) -> WorkQueue[Work]:
     return queue
 
 
-def _queue_agent(memo: Any, key: str) -> None:
+def _queue_agent(memo: Any, key: str, lag: float = 0.0) -> None:
+    """Queue an Agent's reconcile for something that happened `lag` seconds ago: reads sent since then
+    may be shared (of the Agent, only those after its last status write too; see `_agent`)."""
     namespace, name = key.split("/", 1)
+    queued: dict[tuple[str, str], float] = memo.agents_queued
+    caused = time.monotonic() - lag
+    queued[(namespace, name)] = max(queued.get((namespace, name), caused), caused)  # the latest cause
     _queue(memo).add(("agent", namespace, name))
 
 
@@ -157,7 +168,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         )
         memo.wakeups = Wakeups(lambda key: _schedule(memo, *key.split("/", 1)))
         memo.agents_looked = {}
-        memo.agent_wakeups = Wakeups(lambda key: _queue_agent(memo, key), workers=1)
+        memo.agents_queued = {}  # (namespace, Agent) -> when it was last queued (monotonic seconds)
+        memo.policies_seen = {}  # namespace -> when its last AgentPolicy event came (monotonic seconds)
+        # A run event armed it AGENT_STATUS_LAG ago; what the run changed is in the watch's tallies.
+        memo.agent_wakeups = Wakeups(lambda key: _queue_agent(memo, key, AGENT_STATUS_LAG), workers=1)
         memo.resync = Resync(
             kube,
             app.namespaces,
@@ -282,11 +296,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             ctx.seen.agent_seen(body)  # which Secrets its runs' admission reads beside the run
             # Queued with the runs: its status counts their runs (whose events queue it too), so in a
             # burst it waits its turn rather than re-reading its namespace's runs after each one started.
-            _queue(memo).add(("agent", namespace, name))
+            _queue_agent(memo, f"{namespace}/{name}")
 
     @kopf.on.event(GROUP, VERSION, "agentpolicies", id="agentpolicy-event", registry=registry)
     def policy_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx, namespace = _context(memo), body.metadata.namespace or ""
+        memo.policies_seen[namespace] = time.monotonic()  # no Agent's status may use a read from before
         for agent in ctx.kube.list(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/agents"):
             _agent(memo, namespace, agent["metadata"]["name"])
         if type != "DELETED":
