@@ -5,9 +5,8 @@ from its runs as the watch last showed them (`seen.py`: listed once after the op
 by the watch), so a policy edit, a new Secret or a finished run all show up the next time an agent is
 looked at; a policy change looks at every agent in its namespace at once. "Afresh" is the rule of
 `fresh.py`: an Agent queued by an event may share a read the runs' admissions sent after that event (and
-after the namespace's last policy event). The Agent itself is the answer to the operator's last write of
-its status while no event showed another change of it (`seen.py`), else read afresh, or shared from a read
-sent after that write: the next patch is computed against it. Read by every Agent reconcile,
+after the namespace's last policy event; of the Agent itself, only one sent after its own last status
+write, whose answer the next reconcile's patch is computed against). Read by every Agent reconcile,
 they were 1.5 of a run's 11.5 requests in a burst; and the policies' LIST, sent after a quiet moment,
 waited ~90 ms in kube-apiserver (a consistent LIST from its watch cache waits until the cache has caught
 up with etcd), and so did the LIST of the run admitted next: run start p99 93 ms before, 39 ms shared.
@@ -180,12 +179,7 @@ def reconcile_agent(
     def read(path: str, fetch: Callable[[str], T], after: float) -> T:
         return fetch(path) if fresh is None else fresh.get(path, after, partial(fetch, path))
 
-    answer = seen.agent_answer(namespace, name)  # its last status write's answer, if nothing changed since
-    body = (
-        dict(answer)
-        if answer is not None
-        else read(path_for(API_VERSION, "agents", namespace, name), kube.get_or_none, since.agent)
-    )
+    body = read(path_for(API_VERSION, "agents", namespace, name), kube.get_or_none, since.agent)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     agent = Agent.from_k8s(body)

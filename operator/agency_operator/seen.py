@@ -73,10 +73,6 @@ class Seen:
     _runs: dict[Key, RunHint] = field(default_factory=dict)
     _agents_written: dict[Key, str] = field(default_factory=dict)
     _agents_ready: dict[Key, bool] = field(default_factory=dict)
-    #: The Agent as the answer to the operator's last write of its status showed it, until a watch event
-    #: shows any other change: what its next reconcile starts from, unread (only the operator writes an
-    #: Agent's status, and a change it has not seen yet queues another reconcile when its event comes).
-    _agent_answers: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     #: Agents whose runs were all listed since the operator started: their tallies here are complete.
     _tallied: set[Key] = field(default_factory=set)
     #: uid of each run deleted lately -> when (monotonic seconds).
@@ -115,21 +111,13 @@ class Seen:
         with self._guard:
             self._agents[_key(body)] = tuple(secret_names(agent))
             self._agents_ready[_key(body)] = _ready(body)
-            self._agent_answers.pop(_key(body), None)  # changed since the operator's write: read it again
 
     def agent_gone(self, key: Key) -> None:
         with self._guard:
             self._agents.pop(key, None)
             self._agents_written.pop(key, None)
             self._agents_ready.pop(key, None)
-            self._agent_answers.pop(key, None)
             self._tallied.discard(key)
-
-    def agent_answer(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The Agent as the operator's last status write left it, if nothing else changed it since (as far
-        as the watch has shown); None: read it."""
-        with self._guard:
-            return self._agent_answers.get((namespace, name))
 
     def agent_ready(self, namespace: str, name: str) -> bool | None:
         """Whether the Agent's status said Ready when last seen or written; None when never seen."""
@@ -224,7 +212,6 @@ class Seen:
         with self._guard:
             self._agents_written[_key(after)] = _version(after)
             self._agents_ready[_key(after)] = _ready(after)
-            self._agent_answers[_key(after)] = after
 
     def run_is_echo(self, body: Mapping[str, Any]) -> bool:
         """Whether a watch event shows the run exactly as the operator's own status write left it: nothing
@@ -260,12 +247,7 @@ class Seen:
     def sizes(self) -> tuple[int, int]:
         """How many Agents and runs are remembered: nothing is kept for an object that is gone."""
         with self._guard:
-            agents = (
-                self._agents.keys()
-                | self._agents_written.keys()
-                | self._agents_ready.keys()
-                | self._agent_answers.keys()
-            )
+            agents = self._agents.keys() | self._agents_written.keys() | self._agents_ready.keys()
             return len(agents | self._tallied), len(self._runs)
 
 
