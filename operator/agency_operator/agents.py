@@ -37,7 +37,7 @@ from agency_operator.fresh import FreshReads
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 from agency_operator.resolve import Refusal, check_agent, policy_for
 from agency_operator.seen import Seen
-from agency_operator.status import StatusDraft, ready
+from agency_operator.status import StatusDraft, ready, timestamp
 from agency_operator.tally import RunTally
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.meta import API_VERSION
@@ -73,8 +73,8 @@ def agent_status(
                 for key, value in {
                     "name": last.name,
                     "phase": last.phase,
-                    "startTime": _rfc3339(last.start_time),
-                    "completionTime": _rfc3339(last.completion_time),
+                    "startTime": timestamp(last.start_time) if last.start_time else None,
+                    "completionTime": timestamp(last.completion_time) if last.completion_time else None,
                 }.items()
                 if value is not None
             }
@@ -107,10 +107,6 @@ def advertise(draft: StatusDraft, agent: Agent) -> None:
     """List the agent's skills in its status: only a Ready agent advertises (an agent that cannot run
     now is not offered to others); every other path through `agent_status` leaves them out."""
     draft.set(skills=[skill.name for skill in agent.spec.skills] or None)
-
-
-def _rfc3339(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
 def agent_runs(kube: Kube, namespace: str, agent: str) -> list[JsonDict]:

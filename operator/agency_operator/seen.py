@@ -77,6 +77,7 @@ class Seen:
     _tallied: set[Key] = field(default_factory=set)
     #: uid of each run deleted lately -> when (monotonic seconds).
     _deleted: dict[str, float] = field(default_factory=dict)
+    _deleted_swept: float = field(default_factory=time.monotonic)
     #: (namespace, Agent) -> the names of its runs held in `_runs`.
     _by_agent: dict[Key, set[str]] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -191,6 +192,7 @@ class Seen:
                 if hint is not None:
                     self._deleted[hint.uid] = sent_at
                     agents.add((key[0], hint.agent))
+            self._forget_deleted(time.monotonic())
             return agents
 
     def run_written(
@@ -235,8 +237,13 @@ class Seen:
             hint = self._pop(key)
             if hint is not None:
                 self._deleted[hint.uid] = time.monotonic()
+                self._forget_deleted(time.monotonic())
 
     def _forget_deleted(self, now: float) -> None:
+        """Drop the uids deleted longer ago than FORGET_DELETED_SECONDS; a pass at most that often."""
+        if now - self._deleted_swept < FORGET_DELETED_SECONDS:
+            return
+        self._deleted_swept = now
         for uid in [uid for uid, at in self._deleted.items() if now - at > FORGET_DELETED_SECONDS]:
             del self._deleted[uid]
 

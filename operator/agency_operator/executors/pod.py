@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from agency_operator import names
@@ -15,10 +14,7 @@ from agency_operator.kube import JsonDict, Kube, path_for
 from agency_operator.runfile import build_run_file_config_map
 from agency_operator.runpod import CONTAINER, build_pod, pod_placement
 from agency_operator.settings import Settings
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+from agency_operator.tally import parse_time
 
 
 class PodExecutor:
@@ -70,7 +66,7 @@ class PodExecutor:
             )
         status = pod.get("status", {})
         phase = status.get("phase", "Pending")
-        started = _time(status.get("startTime"))
+        started = parse_time(status.get("startTime"))
         if phase in ("Succeeded", "Failed"):
             terminated: Mapping[str, Any] = {}
             for container in status.get("containerStatuses", []):
