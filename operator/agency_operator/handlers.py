@@ -10,8 +10,10 @@ the same `runs.reconcile_run`, which reads the run afresh and is idempotent. The
 (and the Agent handler) are async and only put a key on a work queue (`workqueue.py`) that 16 threads
 reconcile from, so a burst of runs waits as keys, not as kopf tasks holding each event's body. The
 event of the operator's own status write (its resourceVersion is the one the write answered) queues
-nothing: the reconcile that wrote it already saw everything it shows. A run event that moves what its
-Agent's status counts (a new run, its phase, start or usage) queues the Agent within AGENT_STATUS_LAG.
+nothing: the reconcile that wrote it already saw everything it shows; so does a run Pod's ADDED event
+that shows it as the answer to its create did (the reconcile that made it mirrored that). The resync
+queues the runs it finds due on the same queue. A run event that moves what its Agent's status counts
+(a new run, its phase, start or usage) queues the Agent within AGENT_STATUS_LAG.
 `on.event` keeps no progress annotations on the objects, so a reconcile that changes nothing writes
 nothing. A waiting run says why in its conditions and Events rather than through kopf's
 TemporaryError retries.
@@ -83,6 +85,13 @@ def _resync_agent(memo: Any, namespace: str, name: str) -> None:
     ready = ctx.seen.agent_ready(namespace, name)
     if agents.resync_due(ready, last, now.at, now.day, ctx.settings.resync_seconds):
         _agent(memo, namespace, name)
+
+
+def _resync_run(memo: Any, namespace: str, name: str) -> None:
+    """The resync's reconcile of one run, when `runs.resync_due` says so: queued, not done here, so a run
+    whose event queued it already (a burst not yet worked through) is reconciled once, not twice."""
+    if runs.resync_wanted(_context(memo), namespace, name):
+        _queue(memo).add(("run", namespace, name))
 
 
 def _runs_listed(memo: Any, namespace: str | None, listed: set[tuple[str, str]], sent_at: float) -> None:
@@ -177,7 +186,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             app.namespaces,
             app.resync_seconds,
             {
-                "agentruns": lambda ns, name: runs.resync_run(memo.ctx, ns, name),
+                "agentruns": lambda ns, name: _resync_run(memo, ns, name),
                 "agents": lambda ns, name: _resync_agent(memo, ns, name),
                 "agentschedules": lambda ns, name: _schedule(memo, ns, name),
             },
@@ -276,7 +285,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     )
     async def pod_event(body: kopf.Body, memo: Any, **_: Any) -> None:
         run = body.metadata.labels.get(names.RUN_LABEL)
-        if run:
+        # The Pod as its create answered, which the reconcile that made it mirrored: nothing new.
+        if run and not _context(memo).seen.pod_is_echo(body, run):
             _queue(memo).add(("run", body.metadata.namespace or "", run))
 
     # ----- AgentSchedule -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ owned by the run; see `handlers`), so the resync is a plain thread started by th
 stopped by the cleanup handler. Events (`on.event`) stay the fast path; this catches what time alone
 changes: TTLs expiring, daily windows rolling, local processes ending, approvals timing out. A started
 run whose Pod is watched is passed over but every so often (`runs.resync_due`), and so is a Ready Agent
-(`agents.resync_due`). Each pass lists the names of every object first; a `listed` hook is given them
+(`agents.resync_due`); the runs due are put on the handlers' work queue, where a run an event queued
+already waits once. Each pass lists the names of every object first; a `listed` hook is given them
 (the operator forgets the runs it holds that are gone, `seen.prune`).
 """
 

@@ -142,11 +142,10 @@ def resync_due(
     return not waits_on_its_pod or now - last >= interval * QUIET_RESYNCS
 
 
-def resync_run(ctx: Context, namespace: str, name: str) -> None:
-    """The resync's reconcile of one run: only when `resync_due` says so."""
+def resync_wanted(ctx: Context, namespace: str, name: str) -> bool:
+    """Whether the resync reconciles this run now (`resync_due` on what the operator knows of it)."""
     hint, last = ctx.seen.run(namespace, name), ctx.reconciled.get(f"{namespace}/{name}")
-    if resync_due(hint, ctx.executor.event_driven, last, time.monotonic(), ctx.settings.resync_seconds):
-        reconcile_run(ctx, namespace, name)
+    return resync_due(hint, ctx.executor.event_driven, last, time.monotonic(), ctx.settings.resync_seconds)
 
 
 def _reconcile_locked(ctx: Context, namespace: str, name: str) -> Refusal | None:
@@ -394,7 +393,13 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
             return err
         return None
 
-    started, refused = both(lambda: ctx.executor.start(admission.launch), bind_own_role)
+    def start_process() -> Observation | None:
+        observed = ctx.executor.start(admission.launch)
+        if observed is not None:  # its Pod's ADDED event comes while the binding is being made
+            ctx.seen.pod_created(body, observed.version)
+        return observed
+
+    started, refused = both(start_process, bind_own_role)
     if refused is not None:
         if refused.status != 403:
             raise refused  # the Role went meanwhile, or the API server failed: the next reconcile retries

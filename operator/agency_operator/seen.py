@@ -63,6 +63,8 @@ class RunHint:
     watched: RunTally | None = None
     #: When an event, a list or a write of the operator last showed the run exists (monotonic seconds).
     updated_at: float = 0.0
+    #: The resourceVersion of the run's Pod as the answer to the operator's create of it showed it.
+    pod_created: str | None = None
 
 
 @dataclass
@@ -146,6 +148,7 @@ class Seen:
                     written=before.written if before is not None else None,
                     watched=watched,
                     updated_at=now,
+                    pod_created=before.pod_created if before is not None else None,
                 ),
             )
         return before is None or before.watched != watched
@@ -208,6 +211,27 @@ class Seen:
                 self._runs[key] = replace(
                     hint, written=_version(after), updated_at=time.monotonic(), **_progress(status)
                 )
+
+    def pod_created(self, run: Mapping[str, Any], version: str | None) -> None:
+        """The operator made the run's Pod, and the API server answered with it at `version`: the reconcile
+        that made it observed it there, so the Pod's ADDED event is known for its echo (`pod_is_echo`)."""
+        key, uid = _key(run), str(run["metadata"].get("uid", ""))
+        with self._guard:
+            hint = self._runs.get(key)
+            if version and hint is not None and hint.uid == uid:
+                self._runs[key] = replace(hint, pod_created=version)
+
+    def pod_is_echo(self, pod: Mapping[str, Any], run_name: str) -> bool:
+        """Whether a Pod event shows the run's Pod exactly as the answer to its create did: the reconcile
+        that made it mirrored that already (its first change, being scheduled, is another version). A Pod
+        of another run of that name (another uid) or of an earlier attempt is never an echo."""
+        meta = pod["metadata"]
+        version, owners = str(meta.get("resourceVersion", "")), meta.get("ownerReferences") or []
+        with self._guard:
+            hint = self._runs.get((str(meta.get("namespace") or ""), run_name))
+            if not version or hint is None or hint.pod_created != version:
+                return False
+            return any(owner.get("uid") == hint.uid for owner in owners)
 
     def agent_written(self, after: Mapping[str, Any]) -> None:
         """The operator wrote this Agent's status; `after` is the API server's answer."""

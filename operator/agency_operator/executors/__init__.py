@@ -41,6 +41,8 @@ class Observation:
     detail: str = ""
     attempt: int = 0
     """Which process of the run this is: 0 first, one more each time it continues after an approval."""
+    version: str | None = None
+    """The resourceVersion of the object observed (the run's Pod), when the executor has one."""
 
 
 @dataclass(frozen=True)

@@ -86,10 +86,11 @@ class PodExecutor:
                 detail=str(status.get("message") or terminated.get("reason") or phase),
                 attempt=attempt,
             )
+        version = pod["metadata"].get("resourceVersion")
         if phase == "Running":
-            return Observation(Progress.RUNNING, started_at=started, attempt=attempt)
+            return Observation(Progress.RUNNING, started_at=started, attempt=attempt, version=version)
         waiting = str(status.get("reason") or "the Pod is not running yet")
-        return Observation(Progress.PENDING, detail=waiting, attempt=attempt)
+        return Observation(Progress.PENDING, detail=waiting, attempt=attempt, version=version)
 
     def stop(self, body: Mapping[str, Any]) -> None:
         """Nothing to do: the Pod is owned by the run and goes with it."""

@@ -140,6 +140,34 @@ def test_only_the_event_of_the_operators_own_status_write_is_an_echo() -> None:
     assert seen.sizes() == (0, 1)
 
 
+def _pod(version: str, owner_uid: str = RUN_UID) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "agency-run-r1",
+            "namespace": NAMESPACE,
+            "resourceVersion": version,
+            "ownerReferences": [{"kind": "AgentRun", "name": "r1", "uid": owner_uid}],
+        }
+    }
+
+
+def test_only_the_event_of_the_pod_as_its_create_answered_is_an_echo() -> None:
+    seen = Seen()
+    body = _at(run_body(), "5")
+    seen.pod_created(body, "40")  # a run never seen: nothing to remember it on
+    assert not seen.pod_is_echo(_pod("40"), "r1")
+    seen.run_seen(body)
+    assert not seen.pod_is_echo(_pod("40"), "r1")
+    seen.pod_created(body, "40")
+    seen.run_seen(_at(body, "6", phase="Pending"))  # the run's next event keeps it
+    assert seen.pod_is_echo(_pod("40"), "r1")
+    assert not seen.pod_is_echo(_pod("41"), "r1")  # scheduled, started, ...: the mirror must see it
+    assert not seen.pod_is_echo(_pod("40"), "r2")
+    assert not seen.pod_is_echo(_pod("40", owner_uid="an-earlier-run-of-that-name"), "r1")
+    seen.run_gone((NAMESPACE, "r1"))
+    assert not seen.pod_is_echo(_pod("40"), "r1")
+
+
 def test_a_run_event_says_when_what_its_agent_counts_moved() -> None:
     seen = Seen()
     body = run_body()
