@@ -58,7 +58,7 @@ README_COMMANDS: dict[str, list[str]] = {
     "kubectl create namespace cold-chain": [TOUR_TEST],
     (
         "AGENCY_EXECUTOR=local .venv/bin/python -m agency_operator --namespace cold-chain"
-        " > /tmp/agency-operator.log 2>&1 &"
+        ' > "${TMPDIR:-/tmp}/agency-operator.log" 2>&1 &'
     ): [TOUR_TEST],
     "kubectl apply -n cold-chain -f examples/cold-chain/policy.yaml -f examples/cold-chain/agent.yaml": [
         TOUR_TEST
@@ -237,6 +237,7 @@ def tour_shell(tmp_path: Path) -> Iterator[Shell]:
         AGENCY_METRICS_PORT=str(free_port()),
         AGENCY_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
         AGENCY_LOCAL_WORKDIR=str(tmp_path / "runs"),
+        TMPDIR=str(tmp_path),  # the operator's log the tour writes goes here, not into the machine's /tmp
     )
     shell = Shell(env)
     try:
