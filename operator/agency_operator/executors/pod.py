@@ -57,7 +57,7 @@ class PodExecutor:
     def _observe_pod(self, body: Mapping[str, Any], pod: JsonDict) -> Observation:
         meta = body["metadata"]
         attempt = int(pod["metadata"].get("labels", {}).get(names.ATTEMPT_LABEL, "0"))
-        pod_name = pod["metadata"]["name"]
+        pod_name, version = pod["metadata"]["name"], pod["metadata"].get("resourceVersion")
         if pod["metadata"].get("uid") and meta["uid"] not in {
             o.get("uid") for o in pod["metadata"].get("ownerReferences", [])
         }:
@@ -85,8 +85,8 @@ class PodExecutor:
                 result=result,
                 detail=str(status.get("message") or terminated.get("reason") or phase),
                 attempt=attempt,
+                version=version,
             )
-        version = pod["metadata"].get("resourceVersion")
         if phase == "Running":
             return Observation(Progress.RUNNING, started_at=started, attempt=attempt, version=version)
         waiting = str(status.get("reason") or "the Pod is not running yet")
