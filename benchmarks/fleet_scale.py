@@ -3,11 +3,12 @@
 What it measures, on one testbed (etcd, kube-apiserver, kube-controller-manager; no kubelet, so Pods stay
 Pending), in one process:
 
-1. The fleet: the operator (`python -m agency_operator`, the `pod` executor, its default 10 s resync)
-   watching 10 namespaces `fleet-0..9`, each with the model Secret and a default AgentPolicy. Agent `i`
-   lives in namespace `fleet-(i mod 10)`; run `j` runs Agent `j mod 1000` (so 5 runs per Agent, 100
-   Agents and 500 runs per namespace). All Agents, then all runs, go to a pool of 16 threads (httpx, as
-   the testbed's admin), so creating them is not what limits the result; creation time is shown apart.
+1. The fleet: the operator (`python -m agency_operator`, the `pod` executor, its default 10 s resync and
+   64 reconcile threads) watching 10 namespaces `fleet-0..9`, each with the model Secret and a default
+   AgentPolicy. Agent `i` lives in namespace `fleet-(i mod 10)`; run `j` runs Agent `j mod 1000` (so 5
+   runs per Agent, 100 Agents and 500 runs per namespace). All Agents, then all runs, go to a pool of 16
+   threads (httpx, as the testbed's admin), so creating them is not what limits the result; creation
+   time is shown apart.
 2. Baseline, once the operator is stopped: 5,000 Jobs created at once in namespace `bench-jobs`; the time
    until kube-controller-manager has created every Job's Pod. The controller runs with its defaults,
    among them a client rate limit (`--kube-api-qps=20` per controller), as in a real cluster.

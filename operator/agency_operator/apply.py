@@ -14,8 +14,28 @@ from typing import TypeVar
 
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
 
-#: Shared by every reconcile: the requests of one `ensure_all` go out side by side.
-_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="agency-ensure")
+#: Requests sent beside each reconcile's own: up to this many per reconcile thread. A run's rounds have
+#: four requests at most (its reads; its identity, NetworkPolicy and run file), one in the calling thread.
+THREADS_PER_WORKER = 2
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="agency-ensure")
+
+
+#: Shared by every reconcile: the requests of one `ensure_all` go out side by side. Its threads are made
+#: as they are first needed; `set_threads` sizes it to the operator's reconcile threads at start-up.
+_POOL = _pool(16 * THREADS_PER_WORKER)
+
+
+def set_threads(workers: int) -> None:
+    """Size the shared pool for `workers` reconcile threads (at start-up, before the first reconcile).
+
+    Too small a pool is a queue in front of the API server: with 16 threads for 64 reconcilers, a run's
+    requests waited for the pool while the API server had cores to spare."""
+    global _POOL
+    old, _POOL = _POOL, _pool(max(1, workers * THREADS_PER_WORKER))
+    old.shutdown(wait=True)
 
 
 def object_path(body: JsonDict, name: str | None = None) -> str:

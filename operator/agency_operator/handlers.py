@@ -7,13 +7,14 @@ the API client, executor, metrics and resync) into kopf's memo.
 Level, not edge: every AgentRun event (including the listing kopf does when it starts, which is what
 `@kopf.on.resume` would give), every event of a run's Pod and a periodic resync (`resync.py`) all call
 the same `runs.reconcile_run`, which reads the run afresh and is idempotent. The run and Pod handlers
-(and the Agent handler) are async and only put a key on a work queue (`workqueue.py`) that 16 threads
-reconcile from, so a burst of runs waits as keys, not as kopf tasks holding each event's body. The
-event of the operator's own status write (its resourceVersion is the one the write answered) queues
-nothing: the reconcile that wrote it already saw everything it shows; so does a run Pod's ADDED event
-that shows it as the answer to its create did (the reconcile that made it mirrored that). The resync
-queues the runs it finds due on the same queue. A run event that moves what its Agent's status counts
-(a new run, its phase, start or usage) queues the Agent within AGENT_STATUS_LAG.
+(and the Agent handler) are async and only put a key on a work queue (`workqueue.py`) that
+`Settings.workers` threads (64 by default) reconcile from, so a burst of runs waits as keys, not as kopf
+tasks holding each event's body. The event of the operator's own status write (its resourceVersion is
+the one the write answered) queues nothing: the reconcile that wrote it already saw everything it shows;
+so does a run Pod's ADDED event that shows it as the answer to its create did (the reconcile that made
+it mirrored that). The resync queues the runs it finds due on the same queue. A run event that moves
+what its Agent's status counts (a new run, its phase, start or usage) queues the Agent within
+AGENT_STATUS_LAG.
 `on.event` keeps no progress annotations on the objects, so a reconcile that changes nothing writes
 nothing. A waiting run says why in its conditions and Events rather than through kopf's
 TemporaryError retries.
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 import kopf
 
-from agency_operator import admission, agents, cleanup, names, runs, schedules, served, serving
+from agency_operator import admission, agents, apply, cleanup, names, runs, schedules, served, serving
 from agency_operator.essence import NoEssence
 from agency_operator.executors import Executor
 from agency_operator.executors.local import LocalExecutor
@@ -47,9 +48,9 @@ from agency_operator.workqueue import WorkQueue
 
 GROUP, VERSION = "agency.dev", "v1alpha1"
 PREFIX = "agency.dev"
-#: Threads that reconcile runs (the work queue's) and that run kopf's sync handlers (Agents, policies,
-#: schedules) each.
-WORKERS = 16
+#: Threads that run kopf's sync handlers (policies, schedules); runs and Agents are reconciled by the
+#: work queue's threads (`Settings.workers`).
+KOPF_WORKERS = 16
 
 #: An Agent's status (runs in flight, last run, usage today) follows its runs' events at most this many
 #: seconds late, and is reconciled at most once per this interval for them: done for each run event, an
@@ -150,7 +151,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         configure.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
         configure.persistence.diffbase_storage = NoEssence()  # no handler compares states (essence.py)
         configure.posting.enabled = False  # the operator posts its own Events, about what matters to users
-        configure.execution.max_workers = WORKERS
+        configure.execution.max_workers = KOPF_WORKERS
         # A run's kopf worker is done once its key is queued: let it go soon rather than idle for 5 s.
         configure.queueing.idle_timeout = 1.0
         admission.configure(configure, app)  # the webhook, when AGENCY_WEBHOOK_PORT is set
@@ -160,7 +161,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             LocalExecutor(kube, app) if app.executor is ExecutorKind.LOCAL else PodExecutor(kube, app)
         )
         metrics = Metrics()
-        memo.queue = WorkQueue(lambda key: _work(memo, key), workers=WORKERS)
+        apply.set_threads(app.workers)
+        memo.queue = WorkQueue(lambda key: _work(memo, key), workers=app.workers)
         metrics.queue_depth.set_function(lambda: len(_queue(memo)))
         metrics.serve(app.metrics_port)
         memo.ctx = runs.Context(

@@ -90,6 +90,11 @@ class Settings:
     #: How often unfinished objects are reconciled again regardless of events (level-based safety net);
     #: a started run whose Pod is watched only every `runs.QUIET_RESYNCS` times that.
     resync_seconds: float = 10.0
+    #: Threads that reconcile runs and Agents (the work queue's). A run's reconcile mostly waits on the
+    #: API server (its RoleBinding alone ~100 ms: the server's escalation check waits for its cache), so
+    #: the number in flight, not the operator's CPU, bounds how many runs start per second. Each thread
+    #: may send two more requests beside its own (`apply.set_threads`).
+    workers: int = 64
     #: Server-side watch and client-side read timeouts (kopf issue 1120: without them a watch can hang).
     watch_server_timeout_seconds: int = 300
     watch_client_timeout_seconds: int = 330
@@ -193,6 +198,7 @@ class Settings:
             ),
             token_ttl_seconds=_int(env, "AGENCY_TOKEN_TTL_SECONDS", defaults.token_ttl_seconds, 600),
             resync_seconds=_float(env, "AGENCY_RESYNC_SECONDS", defaults.resync_seconds),
+            workers=_int(env, "AGENCY_WORKERS", defaults.workers, 1),
             watch_server_timeout_seconds=_int(
                 env, "AGENCY_WATCH_SERVER_TIMEOUT_SECONDS", defaults.watch_server_timeout_seconds, 1
             ),

@@ -197,6 +197,7 @@ def test_operator_settings_read_back_what_the_values_say(values_file: str) -> No
     assert settings.otlp_endpoint == (values["otlp"]["endpoint"] or None)
     assert settings.metrics_port == values["metrics"]["port"]
     assert settings.token_ttl_seconds == values["runs"]["tokenTtlSeconds"]
+    assert settings.workers == values["reconcile"]["workers"]
     assert settings.api_server_cidrs == tuple(values["runs"]["apiServerCIDRs"])
     if values["runtime"]["command"]:
         assert list(settings.runtime_command) == values["runtime"]["command"]
@@ -576,6 +577,7 @@ def test_chart_crds_are_byte_identical_to_the_top_level_crds() -> None:
         ("image:\n  repository: ''\n", ["/image/repository"]),
         ("metrics:\n  port: 70000\n", ["/metrics/port", "65,535"]),
         ("runs:\n  tokenTtlSeconds: 60\n", ["/runs/tokenTtlSeconds", "600"]),
+        ("reconcile:\n  workers: 0\n", ["/reconcile/workers", "1"]),
         ("watchNamespaces: [Team_A]\n", ["/watchNamespaces/0"]),
         ("otlp:\n  endpoint: collector:4318\n", ["/otlp/endpoint"]),
         ("podSecurityContext:\n  runAsUser: 0\n", ["/podSecurityContext/runAsUser"]),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agency_operator.apply import both, side_by_side
+from agency_operator.apply import THREADS_PER_WORKER, both, set_threads, side_by_side
 
 
 def test_calls_run_at_the_same_time_and_results_keep_their_order() -> None:
@@ -72,3 +74,31 @@ def test_both_waits_for_the_second_call_when_the_first_fails() -> None:
     with pytest.raises(LookupError):
         both(fails, second)
     assert done.is_set()
+
+
+@pytest.fixture
+def forty_reconcilers() -> Iterator[int]:
+    workers = 40
+    set_threads(workers)
+    yield workers
+    set_threads(16)
+
+
+def test_every_reconcile_thread_sends_its_round_at_once_without_waiting_for_the_pool(
+    forty_reconcilers: int,
+) -> None:
+    # Each reconcile thread sends three requests side by side (its own and two on the shared pool), as a
+    # run's rounds do; the barrier breaks unless all of them are in flight together.
+    per_round = 1 + THREADS_PER_WORKER
+    barrier = threading.Barrier(forty_reconcilers * per_round, timeout=10)
+
+    def request() -> str:
+        barrier.wait()
+        return "answer"
+
+    def reconcile() -> list[str]:
+        return side_by_side([request] * per_round)
+
+    with ThreadPoolExecutor(max_workers=forty_reconcilers) as reconcilers:
+        rounds = [reconcilers.submit(reconcile) for _ in range(forty_reconcilers)]
+        assert all(r.result(timeout=20) == ["answer"] * per_round for r in rounds)

@@ -76,8 +76,10 @@ def test_settings_come_from_agency_variables() -> None:
             "AGENCY_NAMESPACES": "a, b",
             "AGENCY_RESYNC_SECONDS": "2.5",
             "AGENCY_OTLP_ENDPOINT": "http://otel:4318",
+            "AGENCY_WORKERS": "8",
         }
     )
+    assert settings.workers == 8
     assert settings.executor is ExecutorKind.LOCAL
     assert settings.namespaces == ("a", "b")
     assert settings.resync_seconds == 2.5
@@ -90,6 +92,8 @@ def test_bad_setting_names_the_variable() -> None:
         Settings.from_env({"AGENCY_EXECUTOR": "job"})
     with pytest.raises(SettingsError, match="AGENCY_TOKEN_TTL_SECONDS"):
         Settings.from_env({"AGENCY_TOKEN_TTL_SECONDS": "60"})
+    with pytest.raises(SettingsError, match="AGENCY_WORKERS='0' must be at least 1"):
+        Settings.from_env({"AGENCY_WORKERS": "0"})
 
 
 def test_operator_role_never_escalates_and_binds_only_listed_cluster_roles() -> None:
