@@ -1,7 +1,9 @@
-"""Prometheus metrics of the operator: runs by phase, reconcile latency, tokens and cost by agent.
+"""Prometheus metrics of the operator: runs by phase, reconcile latency, run start by stage, tokens and
+cost by agent.
 
 Counters count what this operator process saw happen (they restart from zero with it, as Prometheus
-expects); the reconcile histogram tells a platform owner how long the operator takes per object kind.
+expects); the reconcile histogram tells a platform owner how long the operator takes per object kind, the
+run-start histogram where a run's start spends its time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+#: The stages of a run's start, in the order they happen (`agency_run_start_stage_seconds`):
+#: queued: from the watch event that first showed the run until a reconcile thread took it (only when that
+#: first reconcile is the one that starts it: a run that waited for its Agent or credentials waited for
+#: those, not for a thread); admission: reading the run, its Agent, the policies and the model Secrets, and
+#: checking them; identity: its ServiceAccount, Role and bindings, NetworkPolicy and run file created;
+#: process: its Pod created (or its local process spawned).
+START_STAGES = ("queued", "admission", "identity", "process")
+
+
+class StartLaps:
+    """The stages of one reconcile that may start a run, timed as they end (monotonic seconds)."""
+
+    def __init__(self, queued_at: float | None, began: float | None = None) -> None:
+        self.last = time.monotonic() if began is None else began
+        self.laps: list[tuple[str, float]] = []
+        if queued_at is not None:
+            self.laps.append(("queued", max(0.0, self.last - queued_at)))
+
+    def lap(self, stage: str) -> None:
+        """The stage `stage` ends now (it began when the one before it ended)."""
+        now = time.monotonic()
+        self.laps.append((stage, now - self.last))
+        self.last = now
 
 
 class Metrics:
@@ -39,6 +65,14 @@ class Metrics:
             "Runs and schedules waiting for a reconcile thread (set by the operator's work queue)",
             registry=registry,
         )
+        self.run_start_seconds = Histogram(
+            "agency_run_start_stage_seconds",
+            "Time each stage of a run's start took (queued, admission, identity, process), observed once "
+            "per run by the reconcile that started it",
+            ["stage"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.tokens = Counter(
             "agency_model_tokens",
             "Model tokens used by finished runs",
@@ -65,6 +99,11 @@ class Metrics:
 
     def run_entered(self, namespace: str, agent: str, phase: str) -> None:
         self.run_phases.labels(namespace, agent, phase).inc()
+
+    def run_started(self, laps: StartLaps) -> None:
+        """A run's process was started: observe each stage its start took."""
+        for stage, seconds in laps.laps:
+            self.run_start_seconds.labels(stage).observe(seconds)
 
     def run_used(
         self, namespace: str, agent: str, input_tokens: int, output_tokens: int, cost_usd: float

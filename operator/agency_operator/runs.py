@@ -43,7 +43,7 @@ from agency_operator.executors import Executor, Launch, Observation, Progress
 from agency_operator.fresh import FreshReads
 from agency_operator.identity import build_identity, build_self_binding, grant_child, revoke_identity
 from agency_operator.kube import JsonDict, Kube, KubeError, path_for
-from agency_operator.metrics import Metrics
+from agency_operator.metrics import Metrics, StartLaps
 from agency_operator.netpol import build_network_policy, signals_rule
 from agency_operator.resolve import Refusal, check_agent, policy_for, run_budget
 from agency_operator.runfile import build_run_file
@@ -149,6 +149,8 @@ def resync_wanted(ctx: Context, namespace: str, name: str) -> bool:
 
 
 def _reconcile_locked(ctx: Context, namespace: str, name: str) -> Refusal | None:
+    hint = ctx.seen.run(namespace, name)  # a run never reconciled before has no phase yet
+    laps = StartLaps(hint.seen_at if hint is not None and hint.phase is None else None)
     body, prefetched = _read(ctx, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
@@ -159,7 +161,7 @@ def _reconcile_locked(ctx: Context, namespace: str, name: str) -> Refusal | None
     before = draft.get("phase")
     gone = False
     try:
-        return _reconcile(ctx, body, run, draft, prefetched)
+        return _reconcile(ctx, body, run, draft, prefetched, laps)
     except KubeError:
         gone = _gone(ctx, body)  # deleted meanwhile, its children with it: nothing is left to report
         if gone:
@@ -243,7 +245,12 @@ def _event_type(status: str, reason: str) -> str:
 
 
 def _reconcile(
-    ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, prefetched: Prefetched | None
+    ctx: Context,
+    body: JsonDict,
+    run: AgentRun,
+    draft: StatusDraft,
+    prefetched: Prefetched | None,
+    laps: StartLaps,
 ) -> Refusal | None:
     if run.status.phase is not None and run.status.phase.finished:
         _housekeeping(ctx, body, run, draft)
@@ -255,7 +262,8 @@ def _reconcile(
         admission = _admit(ctx, body, run, draft, prefetched=prefetched)
         if isinstance(admission, Refusal):
             return None if admission.permanent else admission
-        started = _start(ctx, admission, draft)
+        laps.lap("admission")
+        started = _start(ctx, admission, draft, laps)
         if isinstance(started, Refusal):
             return started
         observed = started
@@ -359,9 +367,12 @@ def _admit(
     return Admission(agent, policy, launch)
 
 
-def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | Observation | None:
+def _start(
+    ctx: Context, admission: Admission, draft: StatusDraft, laps: StartLaps
+) -> Refusal | Observation | None:
     """Make the run's identity, NetworkPolicy and process. A refusal if it waits (conditions set), else
-    where the process is, when starting it told (see `Executor.start`)."""
+    where the process is, when starting it told (see `Executor.start`). Each stage is timed in `laps`,
+    observed once the run has started."""
     body, policy = admission.launch.body, admission.policy
     network_policy = build_network_policy(
         body,
@@ -382,6 +393,7 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
     except KubeError as err:
         return _identity_refused(draft, policy, err)
     crash_point(ctx.settings, "serviceaccount")
+    laps.lap("identity")
 
     # Then the process, which needs only its ServiceAccount, beside the binding to the run's own Role,
     # which needs only that Role (identity.py): both exist now. The runtime's first request comes seconds
@@ -395,6 +407,7 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
 
     def start_process() -> Observation | None:
         observed = ctx.executor.start(admission.launch)
+        laps.lap("process")
         if observed is not None:  # its Pod's ADDED event comes while the binding is being made
             ctx.seen.pod_created(body, observed.version)
         return observed
@@ -414,6 +427,7 @@ def _start(ctx: Context, admission: Admission, draft: StatusDraft) -> Refusal | 
         f"ClusterRoles from AgentPolicy {policy.metadata.name}: {grants}.",
     )
     draft.set(startTime=timestamp(datetime.now(UTC)))
+    ctx.metrics.run_started(laps)
     return started
 
 

@@ -104,6 +104,8 @@ def test_operator_metrics_count_runs_by_phase_and_usage_by_agent_and_logs_are_js
         assert f"{series} {tokens}" in text
     assert f"agency_model_cost_usd_total{{{labels}}} 0.25" in text
     assert 'agency_reconcile_duration_seconds_count{kind="AgentRun"}' in text
+    for stage in ("admission", "identity", "process"):  # its start, timed once (the process: spawned)
+        assert f'agency_run_start_stage_seconds_count{{stage="{stage}"}} 1.0' in text
     wait_for(  # the run is done: its work queue drains (the gauge is there and follows it)
         lambda: "\nagency_reconcile_queue_depth 0.0" in op.metrics(), 10, "an empty reconcile queue"
     )

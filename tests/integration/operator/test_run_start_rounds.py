@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from agency_operator import runs
 from agency_operator.executors.pod import PodExecutor
 from agency_operator.kube import Kube
-from agency_operator.metrics import Metrics
+from agency_operator.metrics import START_STAGES, Metrics
 from agency_operator.settings import Settings
 from agency_testbed.cluster import Kubectl, Testbed
 from agency_testbed.fixtures_operator import agent, api_get, apply, policy, run, run_path, secret
@@ -230,3 +230,40 @@ def test_a_refused_run_reads_live_again_and_starts_once_its_secret_exists(
 
     assert runs.reconcile_run(ctx, namespace, "r1") is None  # the Secret's read of a moment ago said none
     assert _body(testbed, namespace)["status"]["startTime"]
+
+
+STAGE_METRIC = "agency_run_start_stage_seconds"
+
+
+def _stage_counts(ctx: runs.Context) -> dict[str, float]:
+    """How many starts `agency_run_start_stage_seconds` observed, by stage (those never observed left out)."""
+    counts = {}
+    for stage in START_STAGES:
+        value = ctx.metrics.registry.get_sample_value(f"{STAGE_METRIC}_count", {"stage": stage})
+        if value:
+            counts[stage] = value
+    return counts
+
+
+def test_a_runs_start_is_timed_by_stage_once_it_started_and_a_wait_for_credentials_is_not_queueing(
+    kubectl: Kubectl, testbed: Testbed, namespace: str, kube: Kube
+) -> None:
+    apply(kubectl, policy(namespace), agent(namespace), run(namespace), run(namespace, "r2"))
+    ctx = _context(kube)
+    ctx.seen.agent_seen(agent(namespace))
+    ctx.seen.run_seen(_body(testbed, namespace))
+    assert runs.reconcile_run(ctx, namespace, "r1") is not None  # no Secret yet: it waits
+    assert _stage_counts(ctx) == {}
+
+    apply(kubectl, secret(namespace))
+    ctx.seen.run_seen(_body(testbed, namespace))  # the watch shows the refusal the operator wrote
+    assert runs.reconcile_run(ctx, namespace, "r1") is None
+    assert _stage_counts(ctx) == {"admission": 1, "identity": 1, "process": 1}  # it waited, not queued
+
+    ctx.seen.run_seen(_body(testbed, namespace, "r2"))  # started by its first reconcile: queued counts
+    assert runs.reconcile_run(ctx, namespace, "r2") is None
+    assert runs.reconcile_run(ctx, namespace, "r1") is None  # started already: nothing is timed again
+    assert _stage_counts(ctx) == {"queued": 1, "admission": 2, "identity": 2, "process": 2}
+    took = ctx.metrics.registry.get_sample_value(f"{STAGE_METRIC}_sum", {"stage": "identity"})
+    assert took is not None
+    assert took > 0  # two rounds of requests to a real API server
