@@ -37,9 +37,10 @@ Target (issue "Prove it"): AgentRun/Job ratio <= 1.5 at p99.
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from agency_operator.metrics import START_STAGES
 from agency_testbed.fixtures_operator import run
@@ -58,12 +59,18 @@ NAMESPACE = "run-start"
 RUN_LABEL = "agency.dev/run"
 JOB_LABEL = "batch.kubernetes.io/job-name"
 POD_TIMEOUT = 60.0
-STAGE = re.compile(r'^agency_run_start_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', re.M)
+STAGE_METRIC = "agency_run_start_stage_seconds"
 
 
 def stage_totals(metrics: str) -> dict[tuple[str, str], float]:
     """(sum|count, stage) -> value of the operator's run-start histogram in its /metrics text."""
-    return {(kind, stage): float(value) for kind, stage, value in STAGE.findall(metrics)}
+    return {
+        (sample.name.removeprefix(f"{STAGE_METRIC}_"), sample.labels["stage"]): sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == STAGE_METRIC
+        for sample in family.samples
+        if sample.name in (f"{STAGE_METRIC}_sum", f"{STAGE_METRIC}_count")
+    }
 
 
 def stage_means(

@@ -26,8 +26,8 @@ START_STAGES = ("queued", "admission", "identity", "process")
 class StartLaps:
     """The stages of one reconcile that may start a run, timed as they end (monotonic seconds)."""
 
-    def __init__(self, queued_at: float | None, began: float | None = None) -> None:
-        self.last = time.monotonic() if began is None else began
+    def __init__(self, queued_at: float | None) -> None:
+        self.last = time.monotonic()
         self.laps: list[tuple[str, float]] = []
         if queued_at is not None:
             self.laps.append(("queued", max(0.0, self.last - queued_at)))

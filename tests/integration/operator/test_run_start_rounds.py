@@ -266,4 +266,4 @@ def test_a_runs_start_is_timed_by_stage_once_it_started_and_a_wait_for_credentia
     assert _stage_counts(ctx) == {"queued": 1, "admission": 2, "identity": 2, "process": 2}
     took = ctx.metrics.registry.get_sample_value(f"{STAGE_METRIC}_sum", {"stage": "identity"})
     assert took is not None
-    assert took > 0  # two rounds of requests to a real API server
+    assert took > 0  # a round of four writes to a real API server
