@@ -26,9 +26,8 @@ Pace: sequential. Each object is created only after the previous one's Pod arriv
 AGENCY_BENCH_GAP_MS (250 ms): latency without queueing (burst behaviour is the fleet-scale benchmark's).
 Each round creates a Job and a run by request alone, then a Job and a run by kubectl; kinds alternate in
 ABBA order so drift on a busy machine hits both; the first AGENCY_BENCH_WARMUP (3) rounds are not
-counted. Runs and Jobs stay (Pods stay Pending: the testbed has no kubelet), so the
-operator's periodic resync of unfinished runs grows over the benchmark, as it would with that many
-runs in flight.
+counted. Runs and Jobs stay (Pods stay Pending: the testbed has no kubelet), so the operator's periodic
+resync of unfinished runs grows over the benchmark, as it would with that many runs in flight.
 
 Where the time goes (by request alone): the create's answer as this client saw it (the same request for
 both kinds), and the mean of each stage of those runs' starts from the operator's own
@@ -79,7 +78,7 @@ PATHS = {
 }
 
 
-def stage_totals(metrics: str) -> dict[tuple[str, str], float]:
+def stage_totals(metrics: str) -> Totals:
     """(sum|count, stage) -> value of the operator's run-start histogram in its /metrics text."""
     return {
         (sample.name.removeprefix(f"{STAGE_METRIC}_"), sample.labels["stage"]): sample.value
@@ -90,9 +89,7 @@ def stage_totals(metrics: str) -> dict[tuple[str, str], float]:
     }
 
 
-def stage_means(
-    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]
-) -> dict[str, float]:
+def stage_means(before: Totals, after: Totals) -> dict[str, float]:
     """Mean milliseconds of each stage over the starts observed between two readings."""
     means = {}
     for stage in START_STAGES:
@@ -130,9 +127,7 @@ def create(bench: BenchTestbed, way: str, kind: str, body: JsonDict) -> float:
     return time.time()
 
 
-def start_observed(
-    operator: OperatorProcess, ahead: dict[tuple[str, str], float]
-) -> dict[tuple[str, str], float]:
+def start_observed(operator: OperatorProcess, ahead: Totals) -> Totals:
     """The operator's stage totals once it has observed the start of the run created after `ahead` was
     read (it observes a start as it sets the run's startTime, a moment after the Pod's create answered)."""
     latest = ahead
@@ -159,7 +154,7 @@ def main() -> None:
     with bench_testbed("agency-bench-run-start-") as bench:
         bench.namespace(NAMESPACE)
         operator = bench.operator(NAMESPACE, executor="pod")
-        observed: dict[tuple[str, str], float] = {}  # the stage totals of the runs created by request
+        observed: Totals = {}  # the stage totals of the runs created by request
         pods_path = f"/api/v1/namespaces/{NAMESPACE}/pods"
         with WatchRecorder(bench.testbed, pods_path, label_key(RUN_LABEL, JOB_LABEL)) as pods, steady_clock():
             for i in range(warmup + runs):
