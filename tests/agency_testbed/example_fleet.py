@@ -1,9 +1,10 @@
 """The fleets in `examples/`, run on the testbed as written except where a laptop differs from production.
 
 `load_fleet("cold-chain")` reads every object of one example folder; `adapt_fleet` points its agents at the
-scripted model (model `openai/<agent name>`, so each agent is its own scripted conversation) and its http
-tools at one local `StandInServices` server that counts calls per method and path, lets its policies reach
-that server, and drops schedules' cron so only the signals the test sends start runs. `signal_sender`
+scripted model (model `openai/<agent name>`, so each agent is its own scripted conversation), and its http
+tools, its built-in http tool's allowedHosts and its guardrails at one local `StandInServices` server that
+counts calls per method and path (and answers as a test scripts it). It lets its policies reach that
+server, and drops schedules' cron so only the signals the test sends start runs. `signal_sender`
 makes a service account allowed to post CloudEvents to the operator's signal endpoint, as the endpoint's
 docs tell an admin to.
 """
@@ -31,13 +32,28 @@ JsonDict = dict[str, Any]
 
 
 class StandInServices(ThreadingHTTPServer):
-    """Every http tool of a fleet lands here; `calls` counts `(method, path)` so a test sees what was done."""
+    """Every http tool of a fleet lands here; `calls` counts `(method, path)` so a test sees what was done,
+    `order` lists them as they came. Every path answers 200 unless `answer` scripted it otherwise."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.calls: Counter[tuple[str, str]] = Counter()
         self.bodies: dict[tuple[str, str], list[Any]] = {}
+        self.order: list[tuple[str, str]] = []
+        self.statuses: dict[str, list[int]] = {}
         self.lock = threading.Lock()
+
+    def answer(self, path: str, *statuses: int) -> None:
+        """Answer the calls of `path` with these statuses in turn, the last one from then on."""
+        with self.lock:
+            self.statuses[path] = list(statuses)
+
+    def _status(self, path: str) -> int:
+        """The status for the next call of `path` (called with the lock held)."""
+        scripted = self.statuses.get(path)
+        if not scripted:
+            return 200
+        return scripted.pop(0) if len(scripted) > 1 else scripted[0]
 
     @property
     def port(self) -> int:
@@ -65,9 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.calls[key] += 1
             self.server.bodies.setdefault(key, []).append(json.loads(raw) if raw else None)
+            self.server.order.append(key)
             number = self.server.calls[key]
-        data = json.dumps({"ok": True, "id": f"{key[1].rsplit('/', 1)[-1]}-{number}"}).encode()
-        self.send_response(200)
+            status = self.server._status(key[1])
+        data = json.dumps({"ok": status < 400, "id": f"{key[1].rsplit('/', 1)[-1]}-{number}"}).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -141,14 +159,23 @@ def adapt_fleet(
             for tool in spec.get("tools", []):
                 http = tool.get("http")
                 if http:
-                    http["url"] = f"{services.url}/{http['url'].split('/', 3)[3]}"
+                    http["url"] = _stand_in(services, http["url"])
                     http.pop("headers", None)  # the stand-in services need no credentials
+                if tool.get("builtin") == "http" and "allowedHosts" in tool.get("settings", {}):
+                    tool["settings"]["allowedHosts"] = "127.0.0.1"
+            for guardrail in spec.get("guardrails", []):
+                guardrail["url"] = _stand_in(services, guardrail["url"])
         elif kind == "AgentSchedule":
             # Only the test's signals start runs: a clock tick would start one the script did not plan for.
             spec.pop("cron", None)
             spec.pop("timeZone", None)
         objects.append(doc)
     return objects
+
+
+def _stand_in(services: StandInServices, url: str) -> str:
+    """The URL with its scheme and host replaced by the stand-in services' (its path kept)."""
+    return f"{services.url}/{url.split('/', 3)[3]}"
 
 
 def signal_sender(kubectl: Kubectl, namespace: str, name: str = "sensor") -> str:

@@ -180,3 +180,123 @@ def test_budget_overrun_forecast_waits_with_a_rightsizing_proposal_that_one_appr
     done = wait_for_phase(testbed, namespace, run, "Succeeded", timeout=RUN_TIMEOUT)
     assert services.bodies[("POST", "/v1/rightsizings")] == [rightsizing]
     assert done["result"] == "Proposed shrinking shop/search to 4 replicas, saving 2100 USD a month."
+
+
+TABLE_PATH = "/v1/tables/orders"
+DRIFT_ANSWER = "Partition 2026-12-07 quarantined, orders back on snapshot s-41, pull request opened."
+
+
+def _drift(event_id: str, removed: list[str], retyped: list[str], added: list[str]) -> JsonDict:
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "lake/registry",
+        "type": "com.example.lake.schema.drift",
+        "datacontenttype": "application/json",
+        "data": {
+            "table": "orders",
+            "partition": "2026-12-07",
+            "removedColumns": removed,
+            "retypedColumns": retyped,
+            "addedColumns": added,
+        },
+    }
+
+
+def _script_drift_response(scripted_llm: ScriptedLLM, services: StandInServices) -> JsonDict:
+    """The schema-drift guard's conversation as its instructions ask; the pull request it opens."""
+    lake = f"{services.url}{TABLE_PATH}"
+    pull = {"repository": "orders-producer", "title": "Restore orders.amount", "body": "amount was removed."}
+    scripted_llm.script(
+        "schema-drift-guard",
+        [
+            reply(tool_calls=[call("get_schema_diff", {"table": "orders", "partition": "2026-12-07"})]),
+            reply(
+                tool_calls=[
+                    call(
+                        "http_request",
+                        {
+                            "method": "POST",
+                            "url": f"{lake}/quarantines",
+                            "body": {"partition": "2026-12-07"},
+                            "undo": {"method": "DELETE", "url": f"{lake}/quarantines/2026-12-07"},
+                        },
+                    )
+                ]
+            ),
+            reply(
+                tool_calls=[
+                    call(
+                        "http_request",
+                        {
+                            "method": "PUT",
+                            "url": f"{lake}/current",
+                            "body": {"snapshot": "s-41"},
+                            "undo": {"method": "PUT", "url": f"{lake}/current", "body": {"snapshot": "s-42"}},
+                        },
+                    )
+                ]
+            ),
+            reply(tool_calls=[call("open_pull_request", pull)]),
+            reply(DRIFT_ANSWER),
+        ],
+        repeat_last=True,
+    )
+    return pull
+
+
+def test_schema_drift_is_quarantined_rolled_back_and_gets_a_pull_request_without_waiting_for_anyone(
+    operator: OperatorFactory,
+    kubectl: Kubectl,
+    testbed: Testbed,
+    namespace: str,
+    scripted_llm: ScriptedLLM,
+    services: StandInServices,
+) -> None:
+    pull = _script_drift_response(scripted_llm, services)
+    url, token = _start_fleet("schema-drift", operator, kubectl, namespace, scripted_llm, services)
+
+    additive = post_signal(url, token, _drift("drift-1", [], [], ["coupon"]))
+    assert additive["results"][0]["outcome"] == "Insignificant"
+    assert _schedule_runs(testbed, namespace, "schema-drift-watch") == []
+
+    run = _only_run(post_signal(url, token, _drift("drift-2", ["amount"], [], [])))
+    done = wait_for_phase(testbed, namespace, run, "Succeeded", timeout=RUN_TIMEOUT)
+    assert (
+        done["result"]
+        == "Partition 2026-12-07 quarantined, orders back on snapshot s-41, pull request opened."
+    )
+    assert services.bodies[("POST", f"{TABLE_PATH}/quarantines")] == [{"partition": "2026-12-07"}]
+    assert services.bodies[("PUT", f"{TABLE_PATH}/current")] == [{"snapshot": "s-41"}]
+    assert services.bodies[("POST", "/v1/pulls")] == [pull]
+    # The consumers were checked after each lake change (not after the read or the pull request).
+    assert services.count("GET", "/v1/health/orders") == 2
+    assert services.count("DELETE", f"{TABLE_PATH}/quarantines/2026-12-07") == 0
+
+
+def test_schema_drift_whose_rollback_breaks_the_consumers_is_undone_newest_first(
+    operator: OperatorFactory,
+    kubectl: Kubectl,
+    testbed: Testbed,
+    namespace: str,
+    scripted_llm: ScriptedLLM,
+    services: StandInServices,
+) -> None:
+    _script_drift_response(scripted_llm, services)
+    services.answer("/v1/health/orders", 200, 503)  # fine after the quarantine, broken after the switch
+    url, token = _start_fleet("schema-drift", operator, kubectl, namespace, scripted_llm, services)
+
+    run = _only_run(post_signal(url, token, _drift("drift-3", [], ["amount"], [])))
+    done = wait_for_phase(testbed, namespace, run, "Failed", timeout=RUN_TIMEOUT)
+    ready = next(c for c in done["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "RolledBack"
+    assert "consumers-healthy" in ready["message"]
+    changes = [(method, path) for method, path in services.order if method != "GET"]
+    assert changes == [
+        ("POST", f"{TABLE_PATH}/quarantines"),
+        ("PUT", f"{TABLE_PATH}/current"),
+        ("PUT", f"{TABLE_PATH}/current"),  # the undo of the switch first: back to the drifted snapshot
+        ("DELETE", f"{TABLE_PATH}/quarantines/2026-12-07"),
+    ]
+    assert services.bodies[("PUT", f"{TABLE_PATH}/current")] == [{"snapshot": "s-41"}, {"snapshot": "s-42"}]
+    assert services.count("POST", "/v1/pulls") == 0, "a run whose changes were undone opens no pull request"
