@@ -23,6 +23,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 START_STAGES = ("queued", "admission", "identity", "process")
 
 
+#: A run lasts from seconds (an answer) to a day (waiting for an approval).
+RUN_SECONDS_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
+JUDGE_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
 class StartLaps:
     """The stages of one reconcile that may start a run, timed as they end (monotonic seconds)."""
 
@@ -73,6 +78,26 @@ class Metrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.run_seconds = Histogram(
+            "agency_run_duration_seconds",
+            "Time from a run's creation to its end (its completionTime), by the phase it ended in",
+            ["namespace", "agent", "phase"],
+            registry=registry,
+            buckets=RUN_SECONDS_BUCKETS,
+        )
+        self.run_outcomes = Counter(
+            "agency_run_outcomes",
+            "Finished runs by the phase and the reason they ended with (their Ready condition's reason)",
+            ["namespace", "agent", "phase", "reason"],
+            registry=registry,
+        )
+        self.judge_scores = Histogram(
+            "agency_run_judge_score",
+            "The judge's score (0 to 1) of each finished run it scored",
+            ["namespace", "agent"],
+            registry=registry,
+            buckets=JUDGE_SCORE_BUCKETS,
+        )
         self.tokens = Counter(
             "agency_model_tokens",
             "Model tokens used by finished runs",
@@ -104,6 +129,17 @@ class Metrics:
         """A run's process was started: observe each stage its start took."""
         for stage, seconds in laps.laps:
             self.run_start_seconds.labels(stage).observe(seconds)
+
+    def run_finished(
+        self, namespace: str, agent: str, phase: str, reason: str, seconds: float | None, score: float | None
+    ) -> None:
+        """A run ended: how (phase and reason), how long after its creation (when known), and its judge's
+        score (when it was scored)."""
+        self.run_outcomes.labels(namespace, agent, phase, reason).inc()
+        if seconds is not None:
+            self.run_seconds.labels(namespace, agent, phase).observe(seconds)
+        if score is not None:
+            self.judge_scores.labels(namespace, agent).observe(score)
 
     def run_used(
         self, namespace: str, agent: str, input_tokens: int, output_tokens: int, cost_usd: float

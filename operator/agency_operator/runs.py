@@ -53,6 +53,7 @@ from agency_operator.status import StatusDraft, phase_of, ready, result_fields, 
 from agency_operator.tally import RunTally, parse_time
 from agency_runtime.api.agent import Agent
 from agency_runtime.api.common import RunPhase
+from agency_runtime.api.conditions import READY
 from agency_runtime.api.meta import API_VERSION
 from agency_runtime.api.policy import AgentPolicy
 from agency_runtime.api.run import AgentRun
@@ -238,6 +239,27 @@ def _write(ctx: Context, body: JsonDict, run: AgentRun, draft: StatusDraft, befo
     after = draft.get("phase")
     if after != before and after is not None:
         ctx.metrics.run_entered(meta["namespace"], run.spec.agent_ref.name, after)
+        if RunPhase(after).finished:
+            ctx.metrics.run_finished(
+                meta["namespace"],
+                run.spec.agent_ref.name,
+                after,
+                draft.condition_reason(READY) or after,
+                _lifetime(meta, draft.get("completionTime")),
+                _judge_score(draft.get("judge")),
+            )
+
+
+def _lifetime(meta: Mapping[str, Any], completion: object) -> float | None:
+    """Seconds from the run's creation to its completionTime (None when either is missing)."""
+    created, ended = parse_time(meta.get("creationTimestamp")), parse_time(completion)
+    return None if created is None or ended is None else max(0.0, (ended - created).total_seconds())
+
+
+def _judge_score(verdict: object) -> float | None:
+    """The score of a `status.judge` that scored the run, else None."""
+    score = verdict.get("score") if isinstance(verdict, Mapping) and verdict.get("scored") else None
+    return float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
 
 
 def _event_type(status: str, reason: str) -> str:

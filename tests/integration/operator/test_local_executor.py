@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 from agency_operator.executors.local import process_running
@@ -80,38 +81,68 @@ def test_deleting_a_running_local_run_stops_its_process(
     wait_for(lambda: not folder.exists(), 10, "the run's files (its token among them) to be removed")
 
 
-def test_operator_metrics_count_runs_by_phase_and_usage_by_agent_and_logs_are_json(
+def test_operator_metrics_count_runs_by_phase_and_outcome_with_usage_durations_and_judge_scores(
     operator: OperatorFactory, kubectl: Kubectl, testbed: Testbed, namespace: str
 ) -> None:
     usage = {"inputTokens": 70, "outputTokens": 7, "costUSD": 0.25}
+    judged = {"usage": usage, "judge": {"score": 0.75, "reason": "Correct and brief.", "model": "judge"}}
+    rolled_back = {
+        "phase": "Failed",
+        "reason": "RolledBack",
+        "message": "consumers-healthy failed",
+        "usage": {"inputTokens": 30, "outputTokens": 3, "costUSD": 0.5},
+    }
     apply(
-        kubectl, secret(namespace), policy(namespace), agent(namespace), run(namespace, ask={"usage": usage})
+        kubectl,
+        secret(namespace),
+        policy(namespace),
+        agent(namespace),
+        run(namespace, ask=judged),
+        run(namespace, "r2", ask=rolled_back),
     )
     op = operator.start(executor="local", env=STUB_ENV)
     wait_for_phase(testbed, namespace, "r1", "Succeeded")
+    wait_for_phase(testbed, namespace, "r2", "Failed")
     labels = f'agent="helper",namespace="{namespace}"'
 
-    def metrics_show_the_run() -> bool:
+    def metrics_show_the_runs() -> bool:
         text = op.metrics()
-        return f'agency_run_phase_transitions_total{{{labels},phase="Succeeded"}} 1.0' in text
+        return all(
+            f'agency_run_phase_transitions_total{{{labels},phase="{phase}"}} 1.0' in text
+            for phase in ("Succeeded", "Failed")
+        )
 
-    wait_for(metrics_show_the_run, 10, "the Succeeded run in the metrics")
+    wait_for(metrics_show_the_runs, 10, "the Succeeded and the Failed run in the metrics")
     text = op.metrics()
-    for direction, tokens in (("input", 70.0), ("output", 7.0)):
+    # The KPIs of how runs end: by phase and reason, how long after their creation, and how they were judged.
+    assert f'agency_run_outcomes_total{{{labels},phase="Succeeded",reason="Completed"}} 1.0' in text
+    assert f'agency_run_outcomes_total{{{labels},phase="Failed",reason="RolledBack"}} 1.0' in text
+    for phase in ("Succeeded", "Failed"):
+        assert f'agency_run_duration_seconds_count{{{labels},phase="{phase}"}} 1.0' in text
+    r1 = api_get(testbed, run_path(namespace, "r1"))
+    lasted = _seconds_between(r1["metadata"]["creationTimestamp"], r1["status"]["completionTime"])
+    assert f'agency_run_duration_seconds_sum{{{labels},phase="Succeeded"}} {lasted}' in text
+    assert f"agency_run_judge_score_count{{{labels}}} 1.0" in text
+    assert f"agency_run_judge_score_sum{{{labels}}} 0.75" in text
+    for direction, tokens in (("input", 100.0), ("output", 10.0)):  # both runs' usage, summed
         series = (
             f'agency_model_tokens_total{{agent="helper",direction="{direction}",namespace="{namespace}"}}'
         )
         assert f"{series} {tokens}" in text
-    assert f"agency_model_cost_usd_total{{{labels}}} 0.25" in text
+    assert f"agency_model_cost_usd_total{{{labels}}} 0.75" in text
     assert 'agency_reconcile_duration_seconds_count{kind="AgentRun"}' in text
-    for stage in ("admission", "identity", "process"):  # its start, timed once (the process: spawned)
-        assert f'agency_run_start_stage_seconds_count{{stage="{stage}"}} 1.0' in text
+    for stage in ("admission", "identity", "process"):  # each start, timed once (the process: spawned)
+        assert f'agency_run_start_stage_seconds_count{{stage="{stage}"}} 2.0' in text
     wait_for(  # the run is done: its work queue drains (the gauge is there and follows it)
         lambda: "\nagency_reconcile_queue_depth 0.0" in op.metrics(), 10, "an empty reconcile queue"
     )
     lines = [line for line in op.log.read_text().splitlines() if line.strip()]
     assert lines
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def test_a_run_deleted_while_no_operator_ran_is_stopped_and_removed_at_the_next_start(
