@@ -29,7 +29,7 @@ from agency_testbed.fixtures_operator import (
     wait_for_phase,
 )
 from agency_testbed.llm import ScriptedLLM
-from agency_testbed.llm_script import call, reply
+from agency_testbed.llm_script import Reply, call, reply
 from agency_testbed.procs import free_port
 
 RUN_TIMEOUT = 180.0
@@ -203,6 +203,13 @@ def _drift(event_id: str, removed: list[str], retyped: list[str], added: list[st
     }
 
 
+def _lake_change(method: str, url: str, body: JsonDict, undo: JsonDict) -> Reply:
+    """The model's reply that changes the lake with `http_request`, saying how to undo it."""
+    return reply(
+        tool_calls=[call("http_request", {"method": method, "url": url, "body": body, "undo": undo})]
+    )
+
+
 def _script_drift_response(scripted_llm: ScriptedLLM, services: StandInServices) -> JsonDict:
     """The schema-drift guard's conversation as its instructions ask; the pull request it opens."""
     lake = f"{services.url}{TABLE_PATH}"
@@ -211,31 +218,17 @@ def _script_drift_response(scripted_llm: ScriptedLLM, services: StandInServices)
         "schema-drift-guard",
         [
             reply(tool_calls=[call("get_schema_diff", {"table": "orders", "partition": "2026-12-07"})]),
-            reply(
-                tool_calls=[
-                    call(
-                        "http_request",
-                        {
-                            "method": "POST",
-                            "url": f"{lake}/quarantines",
-                            "body": {"partition": "2026-12-07"},
-                            "undo": {"method": "DELETE", "url": f"{lake}/quarantines/2026-12-07"},
-                        },
-                    )
-                ]
+            _lake_change(
+                "POST",
+                f"{lake}/quarantines",
+                {"partition": "2026-12-07"},
+                {"method": "DELETE", "url": f"{lake}/quarantines/2026-12-07"},
             ),
-            reply(
-                tool_calls=[
-                    call(
-                        "http_request",
-                        {
-                            "method": "PUT",
-                            "url": f"{lake}/current",
-                            "body": {"snapshot": "s-41"},
-                            "undo": {"method": "PUT", "url": f"{lake}/current", "body": {"snapshot": "s-42"}},
-                        },
-                    )
-                ]
+            _lake_change(
+                "PUT",
+                f"{lake}/current",
+                {"snapshot": "s-41"},
+                {"method": "PUT", "url": f"{lake}/current", "body": {"snapshot": "s-42"}},
             ),
             reply(tool_calls=[call("open_pull_request", pull)]),
             reply(DRIFT_ANSWER),
