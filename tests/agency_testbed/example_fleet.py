@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,12 +31,12 @@ JsonDict = dict[str, Any]
 
 
 class StandInServices(ThreadingHTTPServer):
-    """Every http tool of a fleet lands here; `calls` counts `(method, path)` so a test sees what was done,
-    `order` lists them as they came. Every path answers 200 unless `answer` scripted it otherwise."""
+    """Every http tool of a fleet lands here; `order` lists each call's `(method, path)` as it came (`count`
+    tells how many of one) so a test sees what was done. Every path answers 200 unless `answer` scripted it
+    otherwise."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.calls: Counter[tuple[str, str]] = Counter()
         self.bodies: dict[tuple[str, str], list[Any]] = {}
         self.order: list[tuple[str, str]] = []
         self.statuses: dict[str, list[int]] = {}
@@ -48,7 +47,7 @@ class StandInServices(ThreadingHTTPServer):
         with self.lock:
             self.statuses[path] = list(statuses)
 
-    def _status(self, path: str) -> int:
+    def next_status(self, path: str) -> int:
         """The status for the next call of `path` (called with the lock held)."""
         scripted = self.statuses.get(path)
         if not scripted:
@@ -65,7 +64,7 @@ class StandInServices(ThreadingHTTPServer):
 
     def count(self, method: str, path: str) -> int:
         with self.lock:
-            return self.calls[(method, path)]
+            return self.order.count((method, path))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,11 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         key = (self.command, self.path.split("?", 1)[0])
         with self.server.lock:
-            self.server.calls[key] += 1
             self.server.bodies.setdefault(key, []).append(json.loads(raw) if raw else None)
             self.server.order.append(key)
-            number = self.server.calls[key]
-            status = self.server._status(key[1])
+            number = self.server.order.count(key)
+            status = self.server.next_status(key[1])
         data = json.dumps({"ok": status < 400, "id": f"{key[1].rsplit('/', 1)[-1]}-{number}"}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
